@@ -1,0 +1,154 @@
+"""The transform protocol shared by item transforms (CPU, per item) and batch transforms (device, per batch).
+
+A sample is a tuple of values, one per block (inputs first, then targets). Alongside it travels
+a tuple of *kinds* (``'image'``, ``'mask'``, ``'points'``, ``'category'``, ``'multicategory'``,
+``'regression'``, ``'generic'``), one per value, taken from the blocks that produced them. A
+transform decides what to do with a value from its kind, never from a tensor subclass:
+``encode_<kind>(value)`` is called for each value whose kind the transform handles, and values of
+other kinds pass through unchanged. Random parameters are drawn once per call in
+``before_call`` so that an image and its mask get the same geometry.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["Transform", "ToTensor", "IntToFloatTensor", "apply_transforms", "decode_transforms", "sort_by_order"]
+
+TRAIN, VALID = 0, 1
+
+
+class Transform:
+    """Base class: encodes each value of a sample according to its kind, optionally on one split only."""
+
+    order: int = 0
+    split_idx: int | None = None  # None: every split; 0: training only; 1: validation only
+
+    def __call__(self, sample: tuple, kinds: Sequence[str], split_idx: int = TRAIN) -> tuple:
+        """Apply the transform to one sample (item transforms) or one batch (batch transforms)."""
+        if self.split_idx is not None and self.split_idx != split_idx:
+            return sample
+        self.before_call(sample, kinds, split_idx)
+        return tuple(self._dispatch("encode", v, k) for v, k in zip(sample, kinds))
+
+    def decode(self, sample: tuple, kinds: Sequence[str]) -> tuple:
+        """Undo the transform where it is invertible (e.g. normalisation) for display."""
+        return tuple(self._dispatch("decode", v, k) for v, k in zip(sample, kinds))
+
+    def before_call(self, sample: tuple, kinds: Sequence[str], split_idx: int) -> None:
+        """Draw the random parameters shared by every value of this sample (override)."""
+
+    def _dispatch(self, prefix: str, value: Any, kind: str) -> Any:
+        fn = getattr(self, f"{prefix}_{kind}", None)
+        return value if fn is None else fn(value)
+
+    def get_config(self) -> dict:
+        """JSON-safe constructor arguments, used by export to rebuild the transform (override)."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def sort_by_order(tfms: Sequence[Transform] | Transform | None) -> list[Transform]:
+    """Flatten ``None``/one/many transforms into a list sorted by their ``order``."""
+    if tfms is None:
+        return []
+    if not isinstance(tfms, (list, tuple)):
+        tfms = [tfms]
+    flat: list = []
+    for t in tfms:
+        if isinstance(t, (list, tuple)):
+            flat.extend(t)
+        elif t is not None:
+            flat.append(t)
+    return sorted(flat, key=lambda t: getattr(t, "order", 0))
+
+
+def apply_transforms(tfms: Sequence[Transform], sample: tuple, kinds: Sequence[str], split_idx: int) -> tuple:
+    """Run ``sample`` through ``tfms`` in order."""
+    for t in tfms:
+        sample = t(sample, kinds, split_idx)
+    return sample
+
+
+def decode_transforms(tfms: Sequence[Transform], sample: tuple, kinds: Sequence[str]) -> tuple:
+    """Undo ``tfms`` in reverse order (for display)."""
+    for t in reversed(tfms):
+        if isinstance(t, Transform):
+            sample = t.decode(sample, kinds)
+    return sample
+
+
+class ToTensor(Transform):
+    """Turn PIL images into uint8 CHW tensors, masks into int64 HW tensors, numbers into tensors."""
+
+    order = 100  # after every PIL-level item transform
+
+    def encode_image(self, img: Any) -> torch.Tensor:
+        """PIL image or HWC/HW array -> uint8 CHW tensor."""
+        if isinstance(img, torch.Tensor):
+            return img if img.ndim == 3 else img.unsqueeze(0)
+        arr = np.asarray(img)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+    def encode_mask(self, mask: Any) -> torch.Tensor:
+        """PIL mask or HW array -> int64 HW tensor of class ids."""
+        if isinstance(mask, torch.Tensor):
+            return mask.long()
+        return torch.from_numpy(np.array(mask, dtype=np.int64))
+
+    def encode_category(self, y: Any) -> torch.Tensor:
+        """Class index -> int64 scalar tensor."""
+        return torch.as_tensor(y, dtype=torch.long)
+
+    def encode_multicategory(self, y: Any) -> torch.Tensor:
+        """Multi-hot vector -> float tensor."""
+        return torch.as_tensor(y, dtype=torch.float32)
+
+    def encode_regression(self, y: Any) -> torch.Tensor:
+        """Number(s) -> float tensor."""
+        return torch.as_tensor(np.asarray(y, dtype=np.float32))
+
+    def encode_points(self, pts: Any) -> torch.Tensor:
+        """(n, 2) coordinates -> float tensor."""
+        return torch.as_tensor(np.asarray(pts, dtype=np.float32)).reshape(-1, 2)
+
+    def encode_generic(self, x: Any) -> Any:
+        """Anything else: arrays become tensors, tensors pass through."""
+        if isinstance(x, np.ndarray):
+            return torch.from_numpy(x)
+        if isinstance(x, Image.Image):
+            return self.encode_image(x)
+        return x
+
+
+class IntToFloatTensor(Transform):
+    """Batch transform: uint8 images -> float in [0, 1] on the device; masks -> int64."""
+
+    order = 10
+
+    def __init__(self, div: float = 255.0) -> None:
+        self.div = div
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 -> float32 / div (floats pass unchanged)."""
+        return x.float().div_(self.div) if not x.is_floating_point() else x
+
+    def decode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """float in [0, 1] -> uint8."""
+        return (x * self.div).clamp(0, 255).round().to(torch.uint8) if x.is_floating_point() else x
+
+    def encode_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """Masks stay integer class ids."""
+        return x.long()
+
+    def get_config(self) -> dict:
+        """Constructor arguments."""
+        return {"div": self.div}
