@@ -1,0 +1,100 @@
+"""Progress bars (tqdm.auto: terminal or notebook) for each training/validation phase, and the per-epoch table."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+from .core import Callback
+
+__all__ = ["ProgressCallback", "TableWriter"]
+
+
+class TableWriter:
+    """Prints the training table: a row of column names, then one row per epoch (through ``tqdm.write``, so bars stay intact).
+
+    Used as ``learn.logger``: called with the header (a list of names) before the first epoch, then with
+    ``[epoch, train_loss, valid_loss, *metrics, time]`` after each epoch.
+    """
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file
+        self.widths: list[int] = []
+
+    def __call__(self, row: Sequence[Any]) -> None:
+        """Print one row (the header when every entry is a string)."""
+        if all(isinstance(v, str) for v in row):
+            self.widths = [max(len(v), 8) for v in row]
+            cells = list(row)
+        else:
+            cells = [self._fmt(v) for v in row]
+        widths = self.widths or [8] * len(cells)
+        tqdm.write("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip(), file=self.file)
+
+    @staticmethod
+    def _fmt(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.6f}"
+        return str(v)
+
+
+class ProgressCallback(Callback):
+    """One progress bar per training / validation phase (``tqdm.auto``); ``learn.no_bar()`` removes it.
+
+    Updating costs one counter increment per batch: tqdm redraws at most every ``mininterval`` seconds.
+    """
+
+    order = 60
+
+    def __init__(self, mininterval: float = 0.25) -> None:
+        self.mininterval = mininterval
+        self.pbar: Any = None
+        self._in_fit = False
+
+    def before_fit(self) -> None:
+        """Bars name the epoch from now on."""
+        self._in_fit = True
+
+    def _open(self, phase: str) -> None:
+        self._close()
+        learn = self.learn
+        try:
+            total = len(learn.dl)
+        except TypeError:  # an iterable without a length
+            total = None
+        desc = f"epoch {learn.epoch + 1}/{learn.n_epoch} {phase}" if self._in_fit else phase
+        self.pbar = tqdm(total=total, desc=desc, leave=False, mininterval=self.mininterval, dynamic_ncols=True)
+
+    def _close(self) -> None:
+        if self.pbar is not None:
+            self.pbar.close()
+            self.pbar = None
+
+    def before_train(self) -> None:
+        """Open the training bar."""
+        self._open("train")
+
+    def before_validate(self) -> None:
+        """Open the validation bar."""
+        self._open("valid")
+
+    def after_batch(self) -> None:
+        """Advance the bar by one batch."""
+        if self.pbar is not None:
+            self.pbar.update()
+
+    def after_train(self) -> None:
+        """Close the training bar."""
+        self._close()
+
+    def after_validate(self) -> None:
+        """Close the validation bar."""
+        self._close()
+
+    def after_fit(self) -> None:
+        """Close any bar left open (e.g. after a cancelled fit)."""
+        self._close()
+        self._in_fit = False

@@ -1,0 +1,454 @@
+"""Datasets, DataLoader and DataLoaders: items in, batches of plain tensors on the device out.
+
+``Datasets`` turns raw items into item-level values (a PIL image, a class index) with one pipeline
+per block. ``DataLoader`` wraps ``torch.utils.data.DataLoader``: item transforms run per item in its
+workers, batches are collated, moved to the device and run through the batch transforms there.
+``DataLoaders`` holds a training and a validation loader plus what inference needs (``test_dl``).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path as _PathBase
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader as TorchDataLoader
+from torch.utils.data import Dataset, default_collate
+
+from ..utils import Path, default_device, to_device
+from .blocks import TransformBlock
+from .transforms import TRAIN, VALID, Transform, apply_transforms, decode_transforms, sort_by_order
+
+__all__ = ["Datasets", "TfmdSubset", "DataLoader", "DataLoaders", "RAW_INPUT_TYPES"]
+
+# values a block's type transforms take directly (so test_dl / predict skip get_x for them)
+RAW_INPUT_TYPES = (str, _PathBase, Image.Image, np.ndarray, torch.Tensor, bytes)
+
+
+def _apply_pipeline(fns: Sequence[Callable], x: Any) -> Any:
+    for f in fns:
+        x = f(x)
+    return x
+
+
+def _default_workers() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        n = os.cpu_count() or 1
+    return min(8, n)
+
+
+class Datasets:
+    """Raw items plus one pipeline (getter + type transforms) per block; indexable, split into train/valid."""
+
+    def __init__(self, items: Sequence, pipelines: Sequence[Sequence[Callable]], splits: tuple | None = None,
+                 kinds: Sequence[str] | None = None, n_inp: int = 1, blocks: Sequence[TransformBlock] | None = None,
+                 getters: Sequence[Callable | None] | None = None) -> None:
+        self.items = items
+        self.pipelines = [list(p) for p in pipelines]
+        self.splits = splits if splits is not None else (list(range(len(items))), [])
+        self.kinds = tuple(kinds) if kinds is not None else ("generic",) * len(self.pipelines)
+        self.n_inp, self.blocks = n_inp, list(blocks) if blocks is not None else None
+        self.getters = list(getters) if getters is not None else [None] * len(self.pipelines)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _item(self, i: int) -> Any:
+        it = self.items
+        return it.iloc[i] if hasattr(it, "iloc") else it[i]
+
+    def __getitem__(self, i: int) -> tuple:
+        item = self._item(i)
+        return tuple(_apply_pipeline(p, item) for p in self.pipelines)
+
+    @property
+    def train(self) -> "TfmdSubset":
+        """The training split."""
+        return TfmdSubset(self, self.splits[0], TRAIN)
+
+    @property
+    def valid(self) -> "TfmdSubset":
+        """The validation split."""
+        return TfmdSubset(self, self.splits[1], VALID)
+
+    def subset(self, i: int) -> "TfmdSubset":
+        """Split ``i`` (0 train, 1 valid)."""
+        return self.train if i == 0 else self.valid
+
+    def setup(self) -> None:
+        """Fit stateful encoders (vocabularies) on the training split, then check the validation labels."""
+        for p in self.pipelines:
+            for j, f in enumerate(p):
+                if not hasattr(f, "setup"):
+                    continue
+                before = p[:j]
+                f.setup(_apply_pipeline(before, self._item(i)) for i in self.splits[0])
+                o2i = getattr(f, "_o2i", None)
+                if o2i is not None and len(self.splits[1]):
+                    self._check_valid_labels(before, f, o2i)
+
+    def _check_valid_labels(self, before: list, enc: Any, o2i: dict) -> None:
+        multi = type(enc).__name__ == "MultiCategorize"
+        if multi and getattr(enc, "encoded", False):
+            return
+        unseen: dict = {}
+        for i in self.splits[1]:
+            lab = _apply_pipeline(before, self._item(i))
+            for l in (lab if multi else [lab]):
+                l = l.item() if isinstance(l, np.generic) else l
+                if l not in o2i:
+                    unseen[l] = unseen.get(l, 0) + 1
+        if unseen:
+            shown = ", ".join(f"{k!r} ({v} items)" for k, v in list(unseen.items())[:5])
+            raise ValueError(
+                f"The validation set has label(s) never seen in the training set: {shown}. The model can't learn "
+                f"classes it never trains on: change the split (e.g. a different seed or a stratified "
+                f"TrainTestSplitter), or pass CategoryBlock(vocab=[...]) listing every class.")
+
+    def __repr__(self) -> str:
+        return f"Datasets({len(self.splits[0])} train, {len(self.splits[1])} valid items, kinds={self.kinds})"
+
+
+class TfmdSubset(Dataset):
+    """One split of a ``Datasets``: a torch map-style dataset of item-level tuples."""
+
+    def __init__(self, dsets: Datasets, idxs: Sequence[int], split_idx: int) -> None:
+        self.dsets, self.idxs, self.split_idx = dsets, list(idxs), split_idx
+
+    def __len__(self) -> int:
+        return len(self.idxs)
+
+    def __getitem__(self, i: int) -> tuple:
+        return self.dsets[self.idxs[i]]
+
+    @property
+    def items(self) -> list:
+        """The raw items of this split."""
+        return [self.dsets._item(i) for i in self.idxs]
+
+    @property
+    def vocab(self) -> list | None:
+        """Vocab of the first target block."""
+        blocks = self.dsets.blocks
+        return blocks[self.dsets.n_inp].vocab if blocks and len(blocks) > self.dsets.n_inp else None
+
+
+class _ItemTfmDataset(Dataset):
+    """Applies item transforms (in DataLoader workers) on top of a dataset of item-level tuples."""
+
+    def __init__(self, dataset: Any, item_tfms: list[Transform], kinds: tuple, split_idx: int) -> None:
+        self.dataset, self.item_tfms, self.kinds, self.split_idx = dataset, item_tfms, kinds, split_idx
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple:
+        sample = self.dataset[i]
+        if not isinstance(sample, tuple):
+            sample = tuple(sample) if isinstance(sample, list) else (sample,)
+        return apply_transforms(self.item_tfms, sample, self.kinds, self.split_idx)
+
+
+def _collate(batch: list) -> Any:
+    try:
+        return default_collate(batch)
+    except RuntimeError as e:
+        shapes = {tuple(v.shape) for s in batch for v in (s if isinstance(s, tuple) else (s,))
+                  if isinstance(v, torch.Tensor) and v.ndim >= 2}
+        if "stack expects each tensor to be equal size" in str(e) and len(shapes) > 1:
+            raise RuntimeError(
+                f"Can't batch items of different sizes {sorted(shapes)[:4]}: add an item transform that gives "
+                f"every item the same size, e.g. item_tfms=Resize(224) or RandomResizedCrop(224).") from e
+        raise
+
+
+class DataLoader:
+    """A torch DataLoader plus learnkit's item/batch transforms and device handling; yields tuples of tensors."""
+
+    def __init__(self, dataset: Any = None, bs: int = 64, shuffle: bool = False, drop_last: bool | None = None,
+                 num_workers: int | None = None, device: torch.device | str | None = None,
+                 item_tfms: Sequence[Transform] | None = None, batch_tfms: Sequence[Transform] | None = None,
+                 kinds: Sequence[str] | None = None, n_inp: int = 1, blocks: Sequence[TransformBlock] | None = None,
+                 split_idx: int | None = None, pin_memory: bool | None = None, persistent_workers: bool | None = None,
+                 collate_fn: Callable | None = None, torch_dl: TorchDataLoader | None = None, **kwargs: Any) -> None:
+        if dataset is None and torch_dl is None:
+            raise ValueError("DataLoader needs a dataset (or torch_dl=an existing torch DataLoader).")
+        self.torch_dl_given = torch_dl
+        self.dataset = dataset if dataset is not None else torch_dl.dataset
+        self.bs = bs if torch_dl is None else (torch_dl.batch_size or bs)
+        self.shuffle = shuffle
+        self.drop_last = shuffle if drop_last is None else drop_last
+        self.num_workers = _default_workers() if num_workers is None else num_workers
+        self.device = torch.device(device) if device is not None else default_device()
+        self.item_tfms = sort_by_order(item_tfms)
+        self.batch_tfms = sort_by_order(batch_tfms)
+        self.n_inp, self.blocks = n_inp, list(blocks) if blocks is not None else None
+        self.kinds = tuple(kinds) if kinds is not None else None
+        self.split_idx = split_idx if split_idx is not None else getattr(self.dataset, "split_idx", TRAIN if shuffle else VALID)
+        self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
+        self.collate_fn, self.kwargs = collate_fn, kwargs
+        self._torch_dl: TorchDataLoader | None = torch_dl
+
+    # -- the torch loader, built lazily so `new()` and attribute changes are cheap
+    @property
+    def torch_dl(self) -> TorchDataLoader:
+        """The underlying ``torch.utils.data.DataLoader``."""
+        if self._torch_dl is None:
+            ds = self.dataset
+            if self.item_tfms:
+                ds = _ItemTfmDataset(ds, self.item_tfms, self._kinds_for(len(self.item_tfms)), self.split_idx)
+            workers = self.num_workers if len(self.dataset) > 0 else 0
+            cuda = self.device.type == "cuda"
+            self._torch_dl = TorchDataLoader(
+                ds, batch_size=self.bs, shuffle=self.shuffle, drop_last=self.drop_last and len(self.dataset) > self.bs,
+                num_workers=workers, collate_fn=self.collate_fn or _collate,
+                pin_memory=cuda if self.pin_memory is None else self.pin_memory,
+                persistent_workers=(workers > 0) if self.persistent_workers is None else self.persistent_workers and workers > 0,
+                **self.kwargs)
+        return self._torch_dl
+
+    def _kinds_for(self, _: int) -> tuple:
+        if self.kinds is None:
+            raise ValueError("Item/batch transforms need to know what each value is: this loader has no kinds. "
+                             "Build it with DataBlock or pass kinds=('image', 'category').")
+        return self.kinds
+
+    def __len__(self) -> int:
+        return len(self.torch_dl)
+
+    def __iter__(self) -> Iterator[tuple]:
+        dev, tfms, split = self.device, self.batch_tfms, self.split_idx
+        kinds = self.kinds if tfms else None
+        for b in self.torch_dl:
+            b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
+            b = to_device(b, dev)
+            if tfms:
+                b = apply_transforms(tfms, b, kinds, split)
+            yield b
+
+    @property
+    def n(self) -> int:
+        """Number of items."""
+        return len(self.dataset)
+
+    def one_batch(self) -> tuple:
+        """The first batch (with transforms applied, on the device)."""
+        if len(self.dataset) == 0:
+            raise ValueError("This DataLoader's dataset is empty: there is no batch to show or check.")
+        return next(iter(self))
+
+    def to(self, device: torch.device | str) -> "DataLoader":
+        """Send future batches to ``device``."""
+        self.device = torch.device(device)
+        self._torch_dl = None if self.torch_dl_given is None else self._torch_dl
+        return self
+
+    def new(self, dataset: Any = None, **kwargs: Any) -> "DataLoader":
+        """A copy with some attributes changed (``bs``, ``item_tfms``, ``batch_tfms``, ``shuffle``, ...)."""
+        args = dict(dataset=self.dataset if dataset is None else dataset, bs=self.bs, shuffle=self.shuffle,
+                    drop_last=self.drop_last, num_workers=self.num_workers, device=self.device,
+                    item_tfms=self.item_tfms, batch_tfms=self.batch_tfms, kinds=self.kinds, n_inp=self.n_inp,
+                    blocks=self.blocks, split_idx=self.split_idx, pin_memory=self.pin_memory,
+                    persistent_workers=self.persistent_workers, collate_fn=self.collate_fn, **self.kwargs)
+        if self.torch_dl_given is not None and dataset is None and not kwargs:
+            args["torch_dl"] = self.torch_dl_given
+        args.update(kwargs)
+        return DataLoader(**args)
+
+    def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
+        """Undo batch transforms (normalisation...) and decode each value with its block (labels, uint8 images)."""
+        kinds = self.kinds or ("generic",) * len(batch)
+        batch = decode_transforms(self.batch_tfms, tuple(batch), kinds)
+        n = len(batch[0]) if max_n is None else min(max_n, len(batch[0]))
+        out = []
+        for i in range(n):
+            vals = tuple(v[i].detach().cpu() if isinstance(v, torch.Tensor) else v[i] for v in batch)
+            if self.blocks is not None:
+                vals = tuple(b.decode(v) if b.kind in ("category", "multicategory") else v
+                             for b, v in zip(self.blocks, vals))
+            out.append(vals)
+        return out
+
+    def show_batch(self, b: tuple | None = None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
+                   figsize: tuple | None = None, **kwargs: Any) -> Any:
+        """Draw up to ``max_n`` items of a batch, decoded as they were loaded; returns the matplotlib figure."""
+        from .show import show_samples
+        b = self.one_batch() if b is None else b
+        samples = self.decode_batch(b, max_n=max_n)
+        return show_samples(samples, self.kinds or ("generic",) * len(b), max_n=max_n, nrows=nrows, ncols=ncols,
+                            figsize=figsize, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"DataLoader({self.n} items, bs={self.bs}, shuffle={self.shuffle}, device={self.device})"
+
+
+class DataLoaders:
+    """A training and a validation ``DataLoader`` (or plain torch DataLoaders), plus what inference needs."""
+
+    def __init__(self, *loaders: Any, path: str | os.PathLike = ".", device: torch.device | str | None = None,
+                 getters: Sequence[Callable | None] | None = None) -> None:
+        if not loaders:
+            raise ValueError("DataLoaders needs at least a training loader: DataLoaders(train_dl, valid_dl).")
+        self.loaders = [dl if isinstance(dl, DataLoader) else self._wrap(dl, i, device) for i, dl in enumerate(loaders)]
+        self.path = Path(path)
+        self.getters = list(getters) if getters is not None else None
+        if device is not None:
+            self.to(device)
+
+    @staticmethod
+    def _wrap(dl: Any, i: int, device: Any) -> DataLoader:
+        if not isinstance(dl, TorchDataLoader):
+            raise TypeError(f"DataLoaders takes learnkit or torch DataLoaders; loader {i} is a {type(dl).__name__}.")
+        return DataLoader(torch_dl=dl, device=device, split_idx=TRAIN if i == 0 else VALID,
+                          num_workers=dl.num_workers, shuffle=i == 0)
+
+    def __getitem__(self, i: int) -> DataLoader:
+        return self.loaders[i]
+
+    def __len__(self) -> int:
+        return len(self.loaders)
+
+    @property
+    def train(self) -> DataLoader:
+        """The training loader."""
+        return self.loaders[0]
+
+    @property
+    def valid(self) -> DataLoader:
+        """The validation loader."""
+        return self.loaders[1] if len(self.loaders) > 1 else self.loaders[0].new(dataset=[], shuffle=False)
+
+    @property
+    def train_ds(self) -> Any:
+        """The training dataset."""
+        return self.train.dataset
+
+    @property
+    def valid_ds(self) -> Any:
+        """The validation dataset."""
+        return self.valid.dataset
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches go."""
+        return self.train.device
+
+    def to(self, device: torch.device | str) -> "DataLoaders":
+        """Send every loader's batches to ``device``."""
+        for dl in self.loaders:
+            dl.to(device)
+        return self
+
+    @property
+    def n_inp(self) -> int:
+        """How many values of a sample are model inputs."""
+        return self.train.n_inp
+
+    @property
+    def kinds(self) -> tuple:
+        """The kind of each value of a sample (``'generic'`` for plain torch loaders)."""
+        if self.train.kinds is not None:
+            return self.train.kinds
+        return ("generic",) * (self.n_inp + 1)
+
+    @property
+    def blocks(self) -> list | None:
+        """The blocks that produced each value (None for plain torch loaders)."""
+        return self.train.blocks
+
+    @property
+    def target_block(self) -> TransformBlock | None:
+        """The first target's block."""
+        b = self.blocks
+        return b[self.n_inp] if b is not None and len(b) > self.n_inp else None
+
+    @property
+    def vocab(self) -> list | None:
+        """Vocabulary of the first target."""
+        tb = self.target_block
+        return tb.vocab if tb is not None else None
+
+    @property
+    def c(self) -> int | None:
+        """Number of model outputs the target needs: classes, or regression outputs."""
+        tb = self.target_block
+        if tb is None:
+            return None
+        if tb.vocab is not None:
+            return len(tb.vocab)
+        if tb.kind == "regression":
+            if tb.config.get("n_out"):
+                return tb.config["n_out"]
+            ds = self.train.dataset
+            if len(ds):
+                y = ds[0][self.n_inp]
+                return int(np.asarray(y).size)
+        return None
+
+    def add_batch_tfms(self, tfms: Sequence[Transform]) -> None:
+        """Append batch transforms to every loader (e.g. the pretrained model's normalisation)."""
+        for dl in self.loaders:
+            dl.batch_tfms = sort_by_order(list(dl.batch_tfms) + list(tfms))
+
+    def one_batch(self) -> tuple:
+        """The first training batch."""
+        return self.train.one_batch()
+
+    def show_batch(self, b: tuple | None = None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
+                   figsize: tuple | None = None, **kwargs: Any) -> Any:
+        """Show a training batch; returns the matplotlib figure."""
+        return self.train.show_batch(b, max_n=max_n, nrows=nrows, ncols=ncols, figsize=figsize, **kwargs)
+
+    def new(self, **kwargs: Any) -> "DataLoaders":
+        """Copy with loader attributes changed (``bs=``, ``item_tfms=``, ``batch_tfms=``, ...), e.g. to resize."""
+        return DataLoaders(*[dl.new(**kwargs) for dl in self.loaders], path=self.path, getters=self.getters)
+
+    def test_dl(self, items: Sequence, with_labels: bool = False, bs: int | None = None, **kwargs: Any) -> DataLoader:
+        """A validation-style loader over new items (paths, images, arrays, or rows that get_x understands)."""
+        valid = self.valid
+        if self.blocks is None:
+            raise ValueError("test_dl needs DataLoaders built from blocks (DataBlock or a factory); with plain torch "
+                             "loaders, build a torch DataLoader over the new items and pass it as get_preds(dl=...).")
+        if isinstance(items, (str, _PathBase)) or not hasattr(items, "__len__"):
+            items = [items]
+        n = len(self.blocks) if with_labels else self.n_inp
+        pipes = []
+        for i, b in enumerate(self.blocks[:n]):
+            g = self.getters[i] if self.getters else None
+            first = items.iloc[0] if hasattr(items, "iloc") else (items[0] if len(items) else None)
+            use_getter = g is not None and (with_labels or not isinstance(first, RAW_INPUT_TYPES))
+            pipes.append(([g] if use_getter else []) + list(b.type_tfms))
+        dsets = Datasets(items, pipes, splits=(list(range(len(items))), []), kinds=self.kinds[:n], n_inp=self.n_inp,
+                         blocks=self.blocks[:n])
+        return valid.new(dataset=dsets.subset(0), shuffle=False, drop_last=False, split_idx=VALID,
+                         kinds=self.kinds[:n], blocks=self.blocks[:n], bs=bs or valid.bs or self.train.bs, **kwargs)
+
+    @classmethod
+    def from_dsets(cls, train_ds: Any, valid_ds: Any, bs: int = 64, num_workers: int = 0,
+                   device: torch.device | str | None = None, path: str | os.PathLike = ".", **kwargs: Any) -> "DataLoaders":
+        """Loaders over two datasets (``Datasets`` splits or any torch map-style datasets of (x, y))."""
+        def make(ds: Any, train: bool) -> DataLoader:
+            d = getattr(ds, "dsets", None)
+            meta = dict(kinds=d.kinds, n_inp=d.n_inp, blocks=d.blocks,
+                        item_tfms=_block_tfms(d.blocks, "item_tfms"), batch_tfms=_block_tfms(d.blocks, "batch_tfms")) \
+                if d is not None and d.blocks else {}
+            return DataLoader(ds, bs=bs, shuffle=train, num_workers=num_workers, device=device,
+                              split_idx=TRAIN if train else VALID, **meta, **kwargs)
+        return cls(make(train_ds, True), make(valid_ds, False), path=path)
+
+    def __repr__(self) -> str:
+        return f"DataLoaders(train={self.train!r}, valid={self.valid!r})"
+
+
+def _block_tfms(blocks: Sequence[TransformBlock] | None, attr: str) -> list:
+    """The transforms the blocks need at one stage, one instance per class (ToTensor handles every kind)."""
+    out: dict[type, Transform] = {}
+    for b in blocks or []:
+        for t in getattr(b, attr):
+            out.setdefault(type(t), t)
+    return list(out.values())

@@ -1,0 +1,246 @@
+"""Safe export: a learner as data (safetensors weights + a JSON manifest), loaded without unpickling code.
+
+The file is one safetensors file: the model's tensors, and in its metadata a JSON manifest that
+says how to rebuild everything inference needs (the architecture spec, the blocks with their
+vocabularies, the validation item transforms, the batch transforms such as normalisation, and
+the loss whose ``activation``/``decodes`` turn outputs into predictions). Nothing the user wrote to
+*get* the data (a label lambda, a getter living in ``__main__``) is needed or stored.
+
+Classes are rebuilt only from registries of names (``register_transform``, ``register_block``,
+``register_loss``, ``register_model_builder``); a model with no spec can be exported only with the
+explicit opt-in ``pickle_model=True``, and such a file loads only with ``pickle_model=True`` too.
+"""
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import __version__
+from .data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
+from .data.core import DataLoader, DataLoaders, Datasets
+from .data.transforms import IntToFloatTensor, ToTensor, Transform
+from .losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
+from .utils import Path, atomic_write
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .learner import Learner
+
+__all__ = ["export_learner", "load_learner", "register_transform", "register_block", "register_loss",
+           "register_model_builder", "ExportError", "FORMAT"]
+
+FORMAT = "learnkit-export"
+VERSION = 1
+_TRANSFORMS: dict[str, type] = {}
+_BLOCKS: dict[str, Callable[..., TransformBlock]] = {}
+_LOSSES: dict[str, type] = {}
+_MODEL_BUILDERS: dict[str, Callable[[dict], torch.nn.Module]] = {}
+
+
+class ExportError(ValueError):
+    """The learner can't be described as data, or a file is not a learnkit export."""
+
+
+def register_transform(cls: type) -> type:
+    """Make a transform class (with ``get_config``) rebuildable by ``load_learner``; usable as a decorator."""
+    _TRANSFORMS[cls.__name__] = cls
+    return cls
+
+
+def register_block(name: str, factory: Callable[..., TransformBlock]) -> None:
+    """Make a block factory rebuildable by name (called with the block's saved config)."""
+    _BLOCKS[name] = factory
+
+
+def register_loss(cls: type) -> type:
+    """Make a loss class rebuildable by ``load_learner``; usable as a decorator."""
+    _LOSSES[cls.__name__] = cls
+    return cls
+
+
+def register_model_builder(name: str, builder: Callable[[dict], torch.nn.Module]) -> None:
+    """Register ``builder(spec) -> nn.Module`` for specs whose ``'builder'`` is ``name``."""
+    _MODEL_BUILDERS[name] = builder
+
+
+def _register_builtins() -> None:
+    if _TRANSFORMS:
+        return
+    from . import losses
+    from .vision import augment, core as vcore
+    from .vision.learner import build_vision_model
+    for cls in (ToTensor, IntToFloatTensor, *[getattr(augment, n) for n in augment.__all__]):
+        if isinstance(cls, type) and issubclass(cls, Transform):
+            register_transform(cls)
+    for name in losses.__all__:
+        obj = getattr(losses, name)
+        if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
+            register_loss(obj)
+    register_block("CategoryBlock", lambda vocab=None, **_: CategoryBlock(vocab=vocab))
+    register_block("MultiCategoryBlock", lambda vocab=None, encoded=False, **_: MultiCategoryBlock(encoded, vocab))
+    register_block("RegressionBlock", lambda n_out=None, **_: RegressionBlock(n_out))
+    register_block("ImageBlock", lambda cls="PILImage", **_: vcore.ImageBlock(
+        cls=vcore.PILImageBW if cls == "PILImageBW" else vcore.PILImage))
+    if hasattr(vcore, "MaskBlock"):
+        register_block("MaskBlock", lambda codes=None, vocab=None, **_: vcore.MaskBlock(codes=codes or vocab))
+    register_model_builder("vision_learner", build_vision_model)
+
+
+# -- describing
+
+def _tfm_config(t: Any, stage: str) -> dict | None:
+    if getattr(t, "split_idx", None) == 0:
+        return None  # training-only augmentation: inference never runs it
+    name = type(t).__name__
+    if _TRANSFORMS.get(name) is not type(t):
+        raise ExportError(
+            f"The {stage} transform {t!r} ({type(t).__module__}.{name}) can't be exported as data: learnkit only "
+            f"rebuilds registered transform classes. Give it get_config() and decorate it with "
+            f"@learnkit.export.register_transform (and import it before load_learner).")
+    return {"name": name, "config": t.get_config()}
+
+
+def _loss_config(loss: Any) -> dict:
+    name = type(loss).__name__
+    if _LOSSES.get(name) is not type(loss):
+        raise ExportError(f"The loss {loss!r} is not a registered learnkit loss, so load_learner could not decode "
+                          f"predictions with it. Decorate its class with @learnkit.export.register_loss.")
+    cfg = loss.get_config() if hasattr(loss, "get_config") else {}
+    if not cfg:
+        params = inspect.signature(type(loss).__init__).parameters
+        cfg = {k: getattr(loss, k) for k in params if k != "self" and hasattr(loss, k)
+               and isinstance(getattr(loss, k), (int, float, str, bool, type(None)))}
+    return {"name": name, "config": cfg}
+
+
+def _manifest(learn: "Learner", pickled: bool) -> dict:
+    dls = learn.dls
+    if dls.blocks is None:
+        raise ExportError("export needs DataLoaders built from blocks (DataBlock or a factory) so inference knows how "
+                          "to load and decode items; plain torch loaders can't be described. Use learn.save() instead.")
+    valid = dls.valid
+    return {
+        "format": FORMAT, "version": VERSION, "learnkit_version": __version__,
+        "model": {"pickled": True} if pickled else learn.model_spec,
+        "data": {
+            "n_inp": dls.n_inp,
+            "blocks": [b.get_config() for b in dls.blocks],
+            "item_tfms": [c for t in valid.item_tfms if (c := _tfm_config(t, "item")) is not None],
+            "batch_tfms": [c for t in valid.batch_tfms if (c := _tfm_config(t, "batch")) is not None],
+            "bs": valid.bs,
+        },
+        "loss": _loss_config(learn.loss_func),
+    }
+
+
+def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pickle_model: bool = False) -> Path:
+    """Write ``learn`` for inference (weights + manifest, no pickled code) atomically; returns the file's path."""
+    _register_builtins()
+    spec = getattr(learn, "model_spec", None)
+    if spec is None and not pickle_model:
+        raise ExportError(
+            "This learner's model has no architecture spec (it was not built by vision_learner or another learnkit "
+            "factory), so it can't be saved as data. Either use learn.save() for the weights, or opt in to "
+            "pickling the model with learn.export(fname, pickle_model=True) — the file then runs code when loaded "
+            "and load_learner needs pickle_model=True too.")
+    if spec is not None and spec.get("builder") not in _MODEL_BUILDERS:
+        raise ExportError(f"Model spec builder {spec.get('builder')!r} is not registered: register it with "
+                          f"learnkit.export.register_model_builder(name, fn).")
+    manifest = _manifest(learn, pickled=spec is None)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
+    if spec is None:
+        buf = io.BytesIO()
+        torch.save(learn.model, buf)
+        tensors = {"pickled_model": torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)}
+    blob = st_save(tensors, metadata={"format": FORMAT, "manifest": json.dumps(manifest)})
+    path = Path(fname)
+    if not path.is_absolute():
+        path = Path(learn.path) / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as f:
+        f.write(blob)
+    return path
+
+
+# -- loading
+
+def _read(fname: Path) -> tuple[dict, dict]:
+    if not fname.exists():
+        raise FileNotFoundError(f"No export at {fname}: run learn.export() first (it writes under learn.path).")
+    data = fname.read_bytes()
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})
+    except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        hint = (" It looks like a pickle (a fastai export?): learnkit never unpickles export files; re-export the "
+                "learner with learnkit.") if data[:1] == b"\x80" or data[:2] == b"PK" else ""
+        raise ExportError(f"{fname} is not a learnkit export ({type(e).__name__}).{hint}") from None
+    if meta.get("format") != FORMAT or "manifest" not in meta:
+        raise ExportError(f"{fname} is a safetensors file but not a learnkit export (no learnkit manifest). "
+                          f"Load plain weights with learn.load() or model.load_state_dict().")
+    return json.loads(meta["manifest"]), tensors
+
+
+def _inference_dls(data: dict, device: torch.device) -> DataLoaders:
+    blocks = []
+    for cfg in data["blocks"]:
+        name = cfg["name"]
+        if name not in _BLOCKS:
+            raise ExportError(f"The export uses the block {name!r}, which this learnkit doesn't know: register it with "
+                              f"learnkit.export.register_block or upgrade learnkit.")
+        blocks.append(_BLOCKS[name](**{k: v for k, v in cfg.items() if k not in ("name", "kind")}))
+
+    def build(items: list) -> list:
+        out = []
+        for c in items:
+            if c["name"] not in _TRANSFORMS:
+                raise ExportError(f"The export uses the transform {c['name']!r}, which is not registered: import the "
+                                  f"module that defines it (decorated with @register_transform) before load_learner.")
+            out.append(_TRANSFORMS[c["name"]](**c["config"]))
+        return out
+
+    kinds, n_inp = tuple(b.kind for b in blocks), data["n_inp"]
+    empty = Datasets([], [b.type_tfms for b in blocks], splits=([], []), kinds=kinds, n_inp=n_inp, blocks=blocks)
+    common = dict(bs=data.get("bs", 64), num_workers=0, device=device, kinds=kinds, n_inp=n_inp, blocks=blocks,
+                  item_tfms=build(data["item_tfms"]), batch_tfms=build(data["batch_tfms"]))
+    return DataLoaders(DataLoader(empty.train, shuffle=False, **common), DataLoader(empty.valid, **common))
+
+
+def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool = False) -> "Learner":
+    """Load a learner written by ``learn.export()`` for inference; runs no pickled code unless you opt in."""
+    from .learner import Learner  # the learner module imports this one lazily too
+    _register_builtins()
+    fname = Path(fname)
+    manifest, tensors = _read(fname)
+    device = torch.device("cpu") if cpu or not torch.cuda.is_available() else torch.device("cuda")
+    spec = manifest["model"]
+    if spec.get("pickled"):
+        if not pickle_model:
+            raise ExportError(f"{fname} holds a pickled model (it was exported with pickle_model=True): loading it runs "
+                              f"code from the file. Only if you trust its source, pass load_learner(..., "
+                              f"pickle_model=True).")
+        model = torch.load(io.BytesIO(tensors["pickled_model"].numpy().tobytes()), weights_only=False,
+                           map_location=device)
+    else:
+        builder = _MODEL_BUILDERS.get(spec.get("builder"))
+        if builder is None:
+            raise ExportError(f"{fname} needs the model builder {spec.get('builder')!r}, which is not registered.")
+        model = builder(spec)
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        model.load_state_dict(state)
+    dls = _inference_dls(manifest["data"], device)
+    lc = manifest["loss"]
+    loss = _LOSSES[lc["name"]](**lc["config"])
+    learn = Learner(dls, model.to(device), loss_func=loss, path=fname.parent)
+    learn.model_spec = None if spec.get("pickled") else spec
+    learn.model.eval()
+    return learn

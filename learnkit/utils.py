@@ -1,0 +1,158 @@
+"""Layer-0 helpers: ``Path`` with ``.ls()``, seeding, device choice, atomic file writes, moving batches to a device."""
+from __future__ import annotations
+
+import mimetypes
+import os
+import pathlib
+import random
+import stat
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device"]
+
+
+def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
+    """``'png'``, ``'.PNG'`` or a collection of them -> a set of lower-case suffixes with a leading dot."""
+    if exts is None:
+        return set()
+    if isinstance(exts, str):
+        exts = [exts]
+    return {(e if e.startswith(".") else "." + e).lower() for e in exts}
+
+
+# Subclass the concrete class pathlib.Path() builds (PosixPath / WindowsPath): it carries its flavour on every
+# Python from 3.10 on, where subclassing pathlib.Path itself needs ``_flavour`` set by hand before 3.12.
+class Path(type(pathlib.Path())):  # type: ignore[misc]
+    """A ``pathlib.Path`` with ``.ls()``; children, parents and ``/`` results stay this class."""
+
+    def ls(self, n_max: int | None = None, file_type: str | None = None,
+           file_exts: str | Iterable[str] | None = None) -> list["Path"]:
+        """The folder's entries, sorted by name; optionally only ``file_exts`` / a mime ``file_type`` ('image'), at most ``n_max``."""
+        if not self.exists():
+            raise FileNotFoundError(f"Can't list {str(self)!r}: it does not exist (working folder: {os.getcwd()}).")
+        if not self.is_dir():
+            raise NotADirectoryError(f"Can't list {str(self)!r}: it is a file, not a folder; list its parent instead.")
+        exts = _normalize_exts(file_exts)
+        if file_type:
+            exts |= {k.lower() for k, v in mimetypes.types_map.items() if v.startswith(file_type + "/")}
+        res = sorted(self.iterdir())
+        if exts:
+            res = [p for p in res if p.suffix.lower() in exts]
+        return res if n_max is None else res[:n_max]
+
+
+def set_seed(s: int, reproducible: bool = False) -> None:
+    """Seed Python's ``random``, NumPy and torch (CPU and every GPU); ``reproducible`` also makes cuDNN deterministic."""
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+        raise TypeError(f"set_seed needs an integer seed, got {s!r} ({type(s).__name__}).")
+    s = int(s)
+    random.seed(s)
+    np.random.seed(s % 2**32)  # NumPy's legacy seeding takes 0 <= s < 2**32
+    torch.manual_seed(s)  # also seeds every CUDA device
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(s)
+    if reproducible:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def default_device(use: bool | str | torch.device | None = None) -> torch.device:
+    """The device to train on: CUDA if available, else Apple MPS, else CPU; ``use=False`` forces CPU, a name picks it."""
+    if isinstance(use, (str, torch.device)):
+        return torch.device(use)
+    if use is False:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if _mps_available():
+        return torch.device("mps")
+    if use is True:
+        raise RuntimeError("default_device(use=True) asked for a GPU, but neither CUDA nor MPS is available here: "
+                           "pass use=None to fall back to the CPU.")
+    return torch.device("cpu")
+
+
+_WRITE_MODES = {"w", "wb", "w+", "wb+", "w+b", "wt", "wt+", "w+t"}
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Write ``path`` all at once: yield a temp file in the same folder, ``os.replace`` it onto ``path`` on success.
+
+    On an exception the temp file is removed and an existing ``path`` is left untouched.
+    """
+    if mode not in _WRITE_MODES:
+        raise ValueError(f"atomic_write mode must be a write mode such as 'wb' or 'w', got {mode!r} "
+                         f"(appending can't be atomic: read the file, then write it whole).")
+    target = pathlib.Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Can't write {str(target)!r}: its folder {str(folder)!r} does not exist; "
+                                f"create it first (e.g. Path(...).mkdir(parents=True, exist_ok=True)).")
+    while True:  # O_EXCL: never reuse a name another writer holds; 0o666 lets the umask apply as for a plain open()
+        tmp = folder / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - astronomically unlikely
+            continue
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():  # keep the permissions of the file being replaced
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _norm_device(device: torch.device | str) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _to(b: Any, device: torch.device, non_blocking: bool) -> Any:
+    if isinstance(b, torch.Tensor):
+        if b.device == device:
+            return b
+        # non_blocking only for host -> accelerator copies: a non-blocking copy back to the CPU can be read unfinished
+        return b.to(device, non_blocking=non_blocking and device.type != "cpu")
+    if isinstance(b, (str, bytes)):
+        return b
+    if isinstance(b, tuple) and hasattr(b, "_fields"):  # namedtuple
+        return type(b)(*(_to(o, device, non_blocking) for o in b))
+    if isinstance(b, (list, tuple)):
+        return type(b)(_to(o, device, non_blocking) for o in b)
+    if isinstance(b, Mapping):
+        out = {k: _to(v, device, non_blocking) for k, v in b.items()}
+        if type(b) is dict:
+            return out
+        try:
+            return type(b)(out)
+        except TypeError:
+            return out
+    return b
+
+
+def to_device(b: Any, device: torch.device | str, non_blocking: bool = True) -> Any:
+    """Move the tensors in a (nested) tuple/list/dict to ``device``; tensors already there and non-tensors are kept."""
+    return _to(b, _norm_device(device), non_blocking)
