@@ -5,6 +5,11 @@ bars, schedules, mixed precision...) is a callback: the loop fires the events of
 and each callback that defines an event runs, in ``order``. A callback stops a batch, a phase, an epoch
 or the whole fit by raising the matching ``Cancel*Exception``. To stay cheap per batch, the list of
 bound methods that handle each event is built once, when callbacks are added or removed.
+
+Per batch, ``loss_grad`` is the loss that is backpropagated: a callback that changes it (scaling,
+regularisation) assigns a new tensor to ``learn.loss_grad`` in ``after_loss``/``before_backward``.
+``loss`` is its detached value for logging and metrics (it holds no autograd graph, so keeping it
+around can't leak memory).
 """
 from __future__ import annotations
 
@@ -65,10 +70,6 @@ class _GatherPreds(Callback):
         self.inputs: list = []
         self.losses: list = []
 
-    @property
-    def name(self) -> str:
-        """Reachable as ``learn.gather_preds`` while ``get_preds`` runs (callbacks can check for it)."""
-        return "gather_preds"
 
     def after_batch(self) -> None:
         """Keep this batch's outputs."""
@@ -116,8 +117,9 @@ class Learner:
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95), train_bn: bool = True) -> None:
         self.model = model
         self.dls = dls  # the setter moves the model to dls.device
-        self.loss_func = loss_func if loss_func is not None else loss_for_kind(dls.kinds[dls.n_inp])
-        self.opt_func, self.lr, self.splitter, self.wd, self.moms, self.train_bn = opt_func, lr, splitter, wd, moms, train_bn
+        self.loss_func = loss_func if loss_func is not None else _default_loss(dls)
+        self.opt_func, self.lr, self.splitter, self.wd = opt_func, lr, splitter, wd
+        self.moms, self.train_bn = moms, train_bn
         self.opt: torch.optim.Optimizer | None = None
         self.metrics = metrics
         self.path = Path(path if path is not None else getattr(dls, "path", "."))
@@ -219,7 +221,7 @@ class Learner:
             self.remove_cbs(added)
 
     def _build_handlers(self) -> None:
-        """Per phase and event, the bound methods of the callbacks that define it, in order (no no-op calls per batch)."""
+        """Per phase and event, the bound methods of the callbacks defining it, in order (no no-op calls per batch)."""
         self._handlers = {
             training: {ev: [getattr(cb, ev) for cb in self.cbs if _handles(cb, ev) and
                             (ev not in _BATCH_EVENTS or (cb.run_train if training else cb.run_valid))]
@@ -279,9 +281,9 @@ class Learner:
         n_inp = getattr(dl, "n_inp", None) or getattr(self.dls, "n_inp", 1)
         device = self._model_device()
         move = not _same_device(getattr(dl, "device", None), device)  # learnkit loaders already deliver there
+        name, cancel = ("train", CancelTrainException) if training else ("validate", CancelValidException)
         with torch.set_grad_enabled(training):
-            self._with_events(lambda: self._all_batches(dl, n_inp, device if move else None),
-                              "train" if training else "validate", CancelTrainException if training else CancelValidException)
+            self._with_events(lambda: self._all_batches(dl, n_inp, device if move else None), name, cancel)
 
     def _all_batches(self, dl: Iterable, n_inp: int, move_to: torch.device | None) -> None:
         for self.iter, b in enumerate(dl):
@@ -298,7 +300,7 @@ class Learner:
             self._event("after_pred")
             if self.yb:
                 self.loss_grad = self.loss_func(self.pred, *self.yb)
-                self.loss = self.loss_grad.clone()
+                self.loss = self.loss_grad.detach()  # for logging: holds no graph
             self._event("after_loss")
             if self.training and self.yb:
                 self._backward_and_step()
@@ -348,7 +350,7 @@ class Learner:
             set_hyper(self.opt, "wd", wd)
 
     def freeze_to(self, n: int) -> None:
-        """Train only parameter groups ``n`` onwards (normalization layers stay trainable when ``train_bn``); clears the optimizer state."""
+        """Train only parameter groups ``n`` onwards (norm layers too if ``train_bn``); clears the optimizer state."""
         if self.opt is None:
             self.create_opt()
         groups = self.opt.param_groups
@@ -373,17 +375,19 @@ class Learner:
 
     # -- schedules (see callback/schedule.py)
 
-    def fit_one_cycle(self, n_epoch: int, lr_max: float | slice | None = None, div: float = 25., div_final: float = 1e5,
-                      pct_start: float = 0.25, wd: float | None = None, moms: tuple | None = None, cbs: Any = None,
-                      reset_opt: bool = False) -> None:
-        """Train with the 1cycle policy (lr up from lr_max/div to lr_max, then down to lr_max/div_final; momentum inverse)."""
+    def fit_one_cycle(self, n_epoch: int, lr_max: float | slice | None = None, div: float = 25.,
+                      div_final: float = 1e5, pct_start: float = 0.25, wd: float | None = None,
+                      moms: tuple | None = None, cbs: Any = None, reset_opt: bool = False) -> None:
+        """1cycle policy: lr from lr_max/div up to lr_max, then down to lr_max/div_final; momentum inverse."""
         fit_one_cycle(self, n_epoch, lr_max=lr_max, div=div, div_final=div_final, pct_start=pct_start, wd=wd,
                       moms=moms, cbs=cbs, reset_opt=reset_opt)
 
     def fit_flat_cos(self, n_epoch: int, lr: float | slice | None = None, div_final: float = 1e5,
-                     pct_start: float = 0.75, wd: float | None = None, cbs: Any = None, reset_opt: bool = False) -> None:
+                     pct_start: float = 0.75, wd: float | None = None, cbs: Any = None,
+                     reset_opt: bool = False) -> None:
         """Train at a flat lr, then cosine-anneal it over the last ``1 - pct_start`` of training."""
-        fit_flat_cos(self, n_epoch, lr=lr, div_final=div_final, pct_start=pct_start, wd=wd, cbs=cbs, reset_opt=reset_opt)
+        fit_flat_cos(self, n_epoch, lr=lr, div_final=div_final, pct_start=pct_start, wd=wd, cbs=cbs,
+                     reset_opt=reset_opt)
 
     def fit_sgdr(self, n_cycles: int, cycle_len: int, lr_max: float | slice | None = None, cycle_mult: int = 2,
                  cbs: Any = None, reset_opt: bool = False, wd: float | None = None) -> None:
@@ -392,13 +396,13 @@ class Learner:
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
                   pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
-        """Transfer learning: ``freeze_epochs`` with the body frozen, then ``epochs`` unfrozen with discriminative lrs."""
+        """Transfer learning: ``freeze_epochs`` with the body frozen, then ``epochs`` unfrozen, discriminative lrs."""
         fine_tune(self, epochs, base_lr=base_lr, freeze_epochs=freeze_epochs, lr_mult=lr_mult, pct_start=pct_start,
                   div=div, **kwargs)
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
                 show_plot: bool = True, suggest_funcs: Any = (valley,)) -> Any:
-        """Find good learning rates (a named tuple, one field per suggestion function); leaves model and optimizer unchanged."""
+        """Suggest learning rates (a named tuple, one field per suggestion function); model and optimizer unchanged."""
         return lr_find(self, start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div, show_plot=show_plot,
                        suggest_funcs=suggest_funcs)
 
@@ -413,9 +417,18 @@ class Learner:
             self.training, self.dl, self.n_iter = saved[:3]
             self.model.train(saved[3])
 
+    def _whole_loader(self, ds_idx: int, dl: Iterable | None) -> Iterable:
+        """``dl``, or loader ``ds_idx`` read in order and complete (no shuffle, no dropped last batch)."""
+        if dl is not None:
+            return dl
+        dl = self.dls[ds_idx]
+        if getattr(dl, "shuffle", False) or getattr(dl, "drop_last", False):
+            dl = dl.new(shuffle=False, drop_last=False)
+        return dl
+
     def validate(self, ds_idx: int = 1, dl: Iterable | None = None) -> list[float | None]:
         """Loss (exact, weighted by batch size) and metrics over a whole loader: ``[loss, *metric values]``."""
-        dl = self.dls[ds_idx] if dl is None else dl
+        dl = self._whole_loader(ds_idx, dl)
         rec = getattr(self, "recorder", None)
         with self.added_cbs([] if rec is not None else [Recorder()]), self.no_logging():
             self._eval_pass(dl)
@@ -430,16 +443,13 @@ class Learner:
         ``decodes(preds)`` (e.g. argmax). ``dl`` may be any iterable of ``(x, y)`` batches. Learnkit loaders
         are read unshuffled, so the results are always in dataset order (``reorder`` is kept for fastai scripts).
         """
-        if dl is None:
-            dl = self.dls[ds_idx]
-            if getattr(dl, "shuffle", False) or getattr(dl, "drop_last", False):
-                dl = dl.new(shuffle=False, drop_last=False)
+        dl = self._whole_loader(ds_idx, dl)
         gather = _GatherPreds(with_input, with_loss)
         reduction = getattr(self.loss_func, "reduction", None)
         if with_loss:
             if reduction is None:
-                raise ValueError(f"get_preds(with_loss=True) needs a loss with a `reduction` attribute (to get one loss "
-                                 f"per item); {type(self.loss_func).__name__} has none.")
+                raise ValueError(f"get_preds(with_loss=True) needs a loss with a `reduction` attribute (to get one "
+                                 f"loss per item); {type(self.loss_func).__name__} has none.")
             self.loss_func.reduction = "none"
         try:
             with self.added_cbs(gather), self.no_logging():
@@ -558,7 +568,7 @@ class Learner:
         return to_channels_last(self)
 
     def summary(self) -> str:
-        """Layers with output shapes for one training batch, parameter counts (trainable / frozen); printed and returned."""
+        """Layers, output shapes for one training batch, parameter counts (trainable/frozen); printed and returned."""
         xb = tuple(self.dls.train.one_batch())[: getattr(self.dls, "n_inp", 1)]
         xb = to_device(xb, self._model_device())
         text = _summary(self.model, xb) + (f"\n\nOptimizer used: {getattr(self.opt_func, '__name__', self.opt_func)}"
@@ -568,10 +578,19 @@ class Learner:
         return text
 
 
+def _default_loss(dls: Any) -> Callable:
+    kinds, n_inp = getattr(dls, "kinds", ()), getattr(dls, "n_inp", 1)
+    if len(kinds) <= n_inp:
+        raise ValueError(f"The DataLoaders have no target block (kinds={tuple(kinds)}, n_inp={n_inp}), so learnkit "
+                         f"can't pick a loss: pass loss_func= to the Learner.")
+    return loss_for_kind(kinds[n_inp])
+
+
 def _as_list(x: Any) -> list:
+    """None -> [], one thing -> [thing], a list/tuple/generator of things -> a list."""
     if x is None:
         return []
-    if isinstance(x, (list, tuple)):
+    if isinstance(x, (list, tuple, set, Iterator)):
         return list(x)
     return [x]
 

@@ -38,6 +38,16 @@ def _flatten_classes(inp: torch.Tensor, targ: torch.Tensor, axis: int, name: str
     return inp, targ.long()
 
 
+class _Loss(nn.Module):
+    """Base of learnkit's losses: ``get_config()`` gives the JSON-safe constructor arguments export stores."""
+
+    _config: tuple[str, ...] = ()
+
+    def get_config(self) -> dict:
+        """Constructor keyword arguments that rebuild this loss for inference (class weights are not kept)."""
+        return {k: getattr(self, k) for k in self._config}
+
+
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return loss.mean()
@@ -46,8 +56,10 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss
 
 
-class CrossEntropyLossFlat(nn.Module):
+class CrossEntropyLossFlat(_Loss):
     """Cross-entropy over ``axis`` with all other dimensions flattened (classification, segmentation)."""
+
+    _config = ("axis", "ignore_index", "reduction", "label_smoothing")
 
     def __init__(self, axis: int = -1, weight: torch.Tensor | None = None, ignore_index: int = -100,
                  reduction: str = "mean", label_smoothing: float = 0.0) -> None:
@@ -71,8 +83,10 @@ class CrossEntropyLossFlat(nn.Module):
         return out.argmax(dim=self.axis)
 
 
-class BCEWithLogitsLossFlat(nn.Module):
+class BCEWithLogitsLossFlat(_Loss):
     """Binary cross-entropy on logits, for multi-label targets; decodes with a threshold."""
+
+    _config = ("axis", "reduction", "thresh")
 
     def __init__(self, axis: int = -1, weight: torch.Tensor | None = None, reduction: str = "mean",
                  pos_weight: torch.Tensor | None = None, thresh: float = 0.5) -> None:
@@ -100,8 +114,10 @@ class BCEWithLogitsLossFlat(nn.Module):
         return out > self.thresh
 
 
-class _RegressionLossFlat(nn.Module):
+class _RegressionLossFlat(_Loss):
     """Shared body of the flattened regression losses: check sizes, flatten, compare as floats."""
+
+    _config = ("axis", "reduction")
 
     def __init__(self, axis: int = -1, reduction: str = "mean") -> None:
         super().__init__()
@@ -139,12 +155,14 @@ class L1LossFlat(_RegressionLossFlat):
         return F.l1_loss(*self._flat(inp, targ), reduction=self.reduction)
 
 
-class LabelSmoothingCrossEntropy(nn.Module):
+class LabelSmoothingCrossEntropy(_Loss):
     """Cross-entropy against targets smoothed by ``eps`` (fastai's formula); classes on dimension 1.
 
     ``loss = eps/c * sum_j(-log p_j) + (1 - eps) * nll(log p, target)``, reduced by ``reduction``
     (``'mean'`` averages the first term over items and uses ``nll``'s weighted mean for the second).
     """
+
+    _config = ("eps", "reduction")
 
     def __init__(self, eps: float = 0.1, weight: torch.Tensor | None = None, reduction: str = "mean") -> None:
         super().__init__()
@@ -174,14 +192,21 @@ class LabelSmoothingCrossEntropy(nn.Module):
         return out.argmax(dim=1)
 
 
-class LabelSmoothingCrossEntropyFlat(nn.Module):
+class LabelSmoothingCrossEntropyFlat(_Loss):
     """``LabelSmoothingCrossEntropy`` over ``axis`` with every other dimension flattened."""
+
+    _config = ("eps", "reduction", "axis")
 
     def __init__(self, eps: float = 0.1, weight: torch.Tensor | None = None, reduction: str = "mean",
                  axis: int = -1) -> None:
         super().__init__()
         self.axis = axis
         self.func = LabelSmoothingCrossEntropy(eps=eps, weight=weight, reduction=reduction)
+
+    @property
+    def eps(self) -> float:
+        """The smoothing amount."""
+        return self.func.eps
 
     @property
     def reduction(self) -> str:
@@ -205,13 +230,15 @@ class LabelSmoothingCrossEntropyFlat(nn.Module):
         return out.argmax(dim=self.axis)
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(_Loss):
     """Focal loss ``w_y * (1 - p_y)**gamma * -log(p_y)`` (Lin et al.) on logits, classes on dimension 1.
 
     ``p_y`` is the softmax probability of the target class. Unlike fastai, a class ``weight`` scales the
     loss but does not distort ``p_y`` (fastai computes ``p_y`` from the weighted cross-entropy).
     ``'mean'`` is the plain mean over items.
     """
+
+    _config = ("gamma", "reduction")
 
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None, reduction: str = "mean") -> None:
         super().__init__()
@@ -237,8 +264,10 @@ class FocalLoss(nn.Module):
         return out.argmax(dim=1)
 
 
-class FocalLossFlat(nn.Module):
+class FocalLossFlat(_Loss):
     """``FocalLoss`` over ``axis`` with every other dimension flattened (down-weights easy examples)."""
+
+    _config = ("gamma", "axis", "reduction")
 
     def __init__(self, gamma: float = 2.0, axis: int = -1, weight: torch.Tensor | None = None,
                  reduction: str = "mean") -> None:
@@ -273,13 +302,15 @@ class FocalLossFlat(nn.Module):
         return out.argmax(dim=self.axis)
 
 
-class DiceLoss(nn.Module):
+class DiceLoss(_Loss):
     """``1 - dice`` per item and class for segmentation, from softmax probabilities and integer masks (fastai's formula).
 
     ``dice = (2 * sum(p * t) + smooth) / (sum(p + t) + smooth)`` over the spatial dimensions, where ``t`` is
     the one-hot target (``sum(p**2 + t)`` in the union when ``square_in_union``); the (items, classes)
     losses are then reduced by ``reduction`` (``'sum'`` by default, as fastai).
     """
+
+    _config = ("axis", "smooth", "reduction", "square_in_union")
 
     def __init__(self, axis: int = 1, smooth: float = 1e-6, reduction: str = "sum",
                  square_in_union: bool = False) -> None:

@@ -14,7 +14,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device"]
+__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca"]
 
 
 def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
@@ -156,3 +156,20 @@ def _to(b: Any, device: torch.device, non_blocking: bool) -> Any:
 def to_device(b: Any, device: torch.device | str, non_blocking: bool = True) -> Any:
     """Move the tensors in a (nested) tuple/list/dict to ``device``; tensors already there and non-tensors are kept."""
     return _to(b, _norm_device(device), non_blocking)
+
+
+def one_hot(x: Any, c: int) -> torch.Tensor:
+    """Multi-hot float vector of length ``c`` with ones at the indices ``x`` (an int or a list of ints)."""
+    out = torch.zeros(c, dtype=torch.float32)
+    idx = torch.as_tensor(x, dtype=torch.long).reshape(-1)
+    if idx.numel() and (idx.min() < 0 or idx.max() >= c):
+        raise IndexError(f"one_hot: index {idx.tolist()} out of range for {c} classes.")
+    out[idx] = 1.0
+    return out
+
+
+def pca(x: torch.Tensor, k: int = 2) -> torch.Tensor:
+    """Project the rows of ``x`` on their first ``k`` principal components (fastai's ``x.pca(k)``)."""
+    x = x.float() - x.float().mean(0)
+    _, _, v = torch.linalg.svd(x, full_matrices=False)
+    return x @ v[:k].T

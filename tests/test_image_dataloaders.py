@@ -190,3 +190,11 @@ def test_corrupt_file_in_a_folder_fails_naming_it(tmp_path):
     dls = ImageDataLoaders.from_folder(tmp_path, bs=8, shuffle=False, **CPU)
     with pytest.raises(OSError, match="bad.jpg.*verify_images"):
         dls.one_batch()
+
+
+def test_empty_folder_says_where_it_looked(tmp_path):
+    for split in ("train", "valid"):
+        (tmp_path / split / "a").mkdir(parents=True)
+    (tmp_path / "train" / "a" / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=r"found no items in .*known extension"):
+        ImageDataLoaders.from_folder(tmp_path, **CPU)

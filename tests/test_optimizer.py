@@ -186,3 +186,40 @@ def test_opt_funcs_take_learner_style_param_groups():
         opt = f(copy.deepcopy(groups), lr=0.3)
         assert [g["lr"] for g in opt.param_groups] == [0.3, 0.3]
     assert math.isclose(Adam(groups, lr=0.3).param_groups[1]["weight_decay"], 0.01)
+
+
+def test_ranger_trains_under_fit_one_cycle_and_saves(tmp_path):
+    from torch.utils.data import DataLoader as TorchDataLoader
+    from torch.utils.data import TensorDataset
+
+    from learnkit.callback.progress import ProgressCallback
+    from learnkit.data.core import DataLoaders
+    from learnkit.learner import Learner
+    from learnkit.losses import CrossEntropyLossFlat
+    from learnkit.metrics import accuracy
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(320, 2, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    dls = DataLoaders(TorchDataLoader(TensorDataset(x[:256], y[:256]), batch_size=32, shuffle=True),
+                      TorchDataLoader(TensorDataset(x[256:], y[256:]), batch_size=64), device="cpu")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=ranger, metrics=accuracy, path=tmp_path)
+    learn.remove_cb(ProgressCallback)
+    with learn.no_logging():
+        learn.fit_one_cycle(4, lr_max=0.3)
+    assert isinstance(learn.opt, Lookahead)
+    # the schedule reached the inner RAdam: its lr (annealed far below lr_max) and momentum (back up to 0.95)
+    inner = learn.opt.opt.param_groups[-1]
+    assert inner["lr"] == pytest.approx(learn.recorder.lrs[-1]) and inner["lr"] < 0.3 / 100
+    assert inner["betas"][0] == pytest.approx(0.95, abs=1e-3)
+    assert learn.recorder.values[-1][2] > 0.9  # it learned
+    learn.save("ranger")
+    sd = learn.opt.state_dict()
+    fresh = Learner(dls, copy.deepcopy(model), loss_func=CrossEntropyLossFlat(), opt_func=ranger, path=tmp_path)
+    fresh.load("ranger")
+    loaded = fresh.opt.state_dict()
+    assert loaded["lookahead"]["count"] == sd["lookahead"]["count"] == 4 * 8
+    for i, t in sd["lookahead"]["slow"].items():
+        assert torch.equal(loaded["lookahead"]["slow"][i], t)

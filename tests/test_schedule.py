@@ -194,10 +194,12 @@ def test_fine_tune_schedule():
 # -- lr_find
 
 def _state(learn):
+    """Copies of the model's tensors, the optimizer's per-parameter state and its hyper-parameters."""
     model = {k: v.clone() for k, v in learn.model.state_dict().items()}
     opt = learn.opt.state_dict()
-    return model, {i: {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()} for i, s in opt["state"].items()}, \
-        [dict((k, v) for k, v in g.items() if k != "params") for g in opt["param_groups"]]
+    state = {i: {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()} for i, s in opt["state"].items()}
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]]
+    return model, state, groups
 
 
 def test_lr_find_restores_model_and_optimizer_exactly(capsys):

@@ -1,6 +1,7 @@
 """The callback protocol: a fixed list of events, an ``order``, and cancel exceptions."""
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,6 +19,12 @@ EVENTS: tuple[str, ...] = (
     "after_cancel_train", "after_train", "before_validate", "after_cancel_validate", "after_validate",
     "after_cancel_epoch", "after_epoch", "after_cancel_fit", "after_fit",
 )
+
+
+def _camel2snake(name: str) -> str:
+    """fastai's rule: ``CSVLogger`` -> ``csv_logger``, ``LRFinder`` -> ``lr_finder``."""
+    s1 = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z0-9])([A-Z])", r"\1_\2", s1).lower()
 
 
 class CancelFitException(Exception):
@@ -65,7 +72,7 @@ class Callback:
         """snake_case name under which the learner exposes this callback (``learn.recorder``)."""
         n = type(self).__name__
         n = n[: -len("Callback")] if n.endswith("Callback") and n != "Callback" else n
-        return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(n))
+        return _camel2snake(n)
 
     def __getattr__(self, k: str) -> Any:
         # only reached when normal lookup fails; forward to the learner for lesson-style callbacks

@@ -72,6 +72,7 @@ class MixedPrecision(Callback):
 
     def before_fit(self) -> None:
         """Choose the autocast dtype (and scaler) for the model's device."""
+        self._exit()  # a fit interrupted by an error (e.g. KeyboardInterrupt) may have left autocast on
         self._setup()
 
     def before_validate(self) -> None:
@@ -137,7 +138,10 @@ class MixedPrecision(Callback):
 
 
 def _replace_precision(learn: "Learner", cb: MixedPrecision | None) -> "Learner":
-    learn.remove_cbs([c for c in learn.cbs if isinstance(c, MixedPrecision)])
+    old = [c for c in learn.cbs if isinstance(c, MixedPrecision)]
+    for c in old:
+        c._exit()
+    learn.remove_cbs(old)
     if cb is not None:
         learn.add_cb(cb)
     return learn
@@ -161,6 +165,6 @@ def to_fp32(learn: "Learner") -> "Learner":
 
 
 def to_channels_last(learn: "Learner") -> "Learner":
-    """Store the model's 4-d weights channels-last (faster convolutions on recent GPUs with mixed precision); returns ``learn``."""
+    """Store the model's 4-d weights channels-last (faster convolutions on recent GPUs); returns ``learn``."""
     learn.model.to(memory_format=torch.channels_last)
     return learn

@@ -12,7 +12,7 @@ __all__ = ["ProgressCallback", "TableWriter"]
 
 
 class TableWriter:
-    """Prints the training table: a row of column names, then one row per epoch (through ``tqdm.write``, so bars stay intact).
+    """Prints the training table: column names, then one row per epoch (via ``tqdm.write``, so bars stay intact).
 
     Used as ``learn.logger``: called with the header (a list of names) before the first epoch, then with
     ``[epoch, train_loss, valid_loss, *metrics, time]`` after each epoch.

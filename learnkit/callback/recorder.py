@@ -220,7 +220,8 @@ class Recorder(Callback):
             ax.set_xlabel("batches")
         return fig
 
-    def plot_metrics(self, nrows: int | None = None, ncols: int | None = None, figsize: tuple | None = None) -> "Figure":
+    def plot_metrics(self, nrows: int | None = None, ncols: int | None = None,
+                     figsize: tuple | None = None) -> "Figure":
         """Training/validation loss and each metric per epoch, one panel each."""
         import matplotlib.pyplot as plt
         if not self.values:

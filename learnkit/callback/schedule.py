@@ -105,7 +105,8 @@ class SchedPoly(_Sched):
 def combine_scheds(pcts: Sequence[float], scheds: Sequence[Callable[[float], Any]]) -> Callable[[float], Any]:
     """Chain schedules: ``scheds[i]`` runs over the fraction ``pcts[i]`` of training (``pcts`` sum to 1)."""
     if len(pcts) != len(scheds):
-        raise ValueError(f"combine_scheds got {len(pcts)} fractions but {len(scheds)} schedules: give one fraction each.")
+        raise ValueError(f"combine_scheds got {len(pcts)} fractions but {len(scheds)} schedules: "
+                         f"give one fraction per schedule.")
     if any(p < 0 for p in pcts) or abs(sum(pcts) - 1) > 1e-6:
         raise ValueError(f"combine_scheds fractions must be >= 0 and sum to 1, got {list(pcts)}.")
     bounds = list(itertools.accumulate(pcts, initial=0.0))
@@ -192,7 +193,7 @@ def _get_group(g: dict, name: str) -> float:
 
 
 def set_hyper(opt: torch.optim.Optimizer, name: str, value: Any) -> None:
-    """Set hyper-parameter ``name`` ('lr', 'mom', 'sqr_mom', 'wd', or a raw key) on every group (one value or one per group)."""
+    """Set hyper-parameter ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or a raw key): one value, or one per group."""
     groups = opt.param_groups
     for g, v in zip(groups, _per_group(value, len(groups), name)):
         _set_group(g, name, v)
@@ -254,17 +255,13 @@ class ParamScheduler(Callback):
 
 
 class LRFinder(ParamScheduler):
-    """Grows the learning rate exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches; stops on divergence."""
+    """Grows the lr exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches; stops on divergence."""
 
     def __init__(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True) -> None:
         super().__init__({"lr": SchedExp(start_lr, end_lr)})
         self.num_it, self.stop_div = max(int(num_it), 6), stop_div
         self.best_loss = math.inf
 
-    @property
-    def name(self) -> str:
-        """Reachable as ``learn.lr_finder`` while ``lr_find`` runs (callbacks can check for it)."""
-        return "lr_finder"
 
     def before_fit(self) -> None:
         """Reset the best loss."""
@@ -310,7 +307,7 @@ def _with(sched: Callback, cbs: Any) -> list:
 def fit_one_cycle(learn: "Learner", n_epoch: int, lr_max: Any = None, div: float = 25., div_final: float = 1e5,
                   pct_start: float = 0.25, wd: float | None = None, moms: tuple | None = None, cbs: Any = None,
                   reset_opt: bool = False) -> None:
-    """Train with the 1cycle policy: lr warms up from lr_max/div to lr_max (cosine), then anneals to lr_max/div_final."""
+    """1cycle policy: lr warms up from lr_max/div to lr_max (cosine), then anneals to lr_max/div_final."""
     if reset_opt:
         learn.create_opt()
     lr_max = _lr_per_group(learn, lr_max)
@@ -344,7 +341,7 @@ def fit_sgdr(learn: "Learner", n_cycles: int, cycle_len: int, lr_max: Any = None
 
 def fine_tune(learn: "Learner", epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
               pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
-    """fastai's transfer-learning recipe: train the head frozen for ``freeze_epochs``, then everything with discriminative lrs."""
+    """fastai's transfer-learning recipe: ``freeze_epochs`` with the body frozen, then all with discriminative lrs."""
     learn.freeze()
     learn.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
     base_lr /= 2
@@ -411,16 +408,20 @@ def _restore(learn: "Learner", snap: tuple) -> None:
     model_state, opt_state, had_no_opt, was_training = snap
     learn.model.load_state_dict(model_state)
     learn.model.train(was_training)
+    if learn.opt is not None:
+        learn.opt.zero_grad()
     if had_no_opt:
         learn.opt = None
     else:
-        learn.opt.zero_grad()
         learn.opt.load_state_dict(opt_state)
 
 
 def lr_find(learn: "Learner", start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
             show_plot: bool = True, suggest_funcs: Sequence[Callable] | Callable | None = (valley,)) -> Any:
-    """Train a few batches at growing lrs and suggest learning rates; the model and optimizer are left exactly as they were."""
+    """Train a few batches at growing lrs and suggest lrs; the model and optimizer are left exactly as they were."""
+    if getattr(learn, "recorder", None) is None:
+        raise RuntimeError("lr_find reads the smoothed loss from the Recorder callback, which this learner doesn't "
+                           "have: add it back with learn.add_cb(Recorder()).")
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
     n_epoch = finder.num_it // len(learn.dls.train) + 1
     snap = _snapshot(learn)

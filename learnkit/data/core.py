@@ -224,9 +224,11 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple]:
         dev, tfms, split = self.device, self.batch_tfms, self.split_idx
         kinds = self.kinds if tfms else None
+        move = dev.type != "cpu"  # the torch loader already yields CPU tensors
         for b in self.torch_dl:
             b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
-            b = to_device(b, dev)
+            if move:
+                b = to_device(b, dev)
             if tfms:
                 b = apply_transforms(tfms, b, kinds, split)
             yield b

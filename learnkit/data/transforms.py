@@ -93,10 +93,14 @@ class ToTensor(Transform):
         """PIL image or HWC/HW array -> uint8 CHW tensor."""
         if isinstance(img, torch.Tensor):
             return img if img.ndim == 3 else img.unsqueeze(0)
-        arr = np.asarray(img)
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+        try:
+            arr = np.array(img)  # a writable copy; decodes a lazily opened image here
+        except OSError as e:  # truncated or corrupt file found only now, at decode time
+            fn = getattr(img, "filename", "") or "an image"
+            raise OSError(f"Could not decode {fn}: {e}. To find and remove unreadable images: "
+                          f"verify_images(get_image_files(path)).") from e
+        t = torch.from_numpy(arr)
+        return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)  # collate makes the batch contiguous
 
     def encode_mask(self, mask: Any) -> torch.Tensor:
         """PIL mask or HW array -> int64 HW tensor of class ids."""

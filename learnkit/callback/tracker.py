@@ -1,0 +1,241 @@
+"""Callbacks that watch one recorded value per epoch: save the best model, stop early, reduce the lr on a plateau.
+
+``TrackerCallback`` holds what they share (like Keras' ``MonitorCallback``): the name of the value to
+watch (``monitor``: ``'valid_loss'``, ``'train_loss'`` or a metric's name as shown in the training
+table), whether lower or higher is better (``comp``: ``np.less`` or ``np.greater``, inferred from the name
+when not given) and the smallest change that counts as an improvement (``min_delta``). Trackers run after
+the ``Recorder`` (order 50) has stored the epoch's values, and sit out ``lr_find``.
+"""
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .core import Callback, CancelFitException
+
+__all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "ReduceLROnPlateau", "infer_comp"]
+
+# name fragments -> direction (matched case-insensitively anywhere in the monitored name)
+_LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse", "msle", "rmspe", "perplexity")
+_HIGHER_IS_BETTER = ("accuracy", "acc", "f1", "fbeta", "auc", "dice", "jaccard", "r2", "precision", "recall",
+                     "matthews", "corrcoef")
+
+
+def infer_comp(monitor: str) -> Callable[[Any, Any], Any]:
+    """``np.less`` for names of values to minimise (loss, error, rmse...), ``np.greater`` for scores (accuracy, f1, auc...)."""
+    name = monitor.lower()
+    lower = [f for f in _LOWER_IS_BETTER if f in name]
+    higher = [f for f in _HIGHER_IS_BETTER if f in name]
+    if bool(lower) != bool(higher):
+        return np.less if lower else np.greater
+    why = (f"it looks like both a value to minimise ({lower[0]!r}) and a score ({higher[0]!r})" if lower
+           else "the name says neither")
+    raise ValueError(f"Can't tell whether {monitor!r} should go down or up ({why}): pass comp=np.less if lower is "
+                     f"better, or comp=np.greater if higher is better.")
+
+
+def _is_less(comp: Callable) -> bool:
+    return comp in (np.less, operator.lt)
+
+
+class TrackerCallback(Callback):
+    """Base of the trackers: after each epoch, is the ``monitor`` value the best so far (by more than ``min_delta``)?
+
+    Sets ``best`` (best value so far) and ``new_best`` (whether this epoch improved it). ``reset_on_fit``:
+    forget the best value at each ``fit`` (else keep it across fits). The name and direction are checked
+    when a fit starts, once the recorded names are known: an unknown name lists the recorded ones, and a
+    name whose direction can't be inferred asks for ``comp``.
+    """
+
+    order = 60
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
+                 reset_on_fit: bool = True) -> None:
+        self.monitor, self.given_comp, self.given_min_delta = monitor, comp, min_delta
+        self.comp: Callable | None = comp  # resolved (inferred from the name when None) at the start of each fit
+        self.min_delta = min_delta  # sign-adjusted then: the amount added to a value before comparing it
+        self.reset_on_fit = reset_on_fit
+        self.best: float | None = None
+        self.new_best = False
+        self.idx = 0
+        self.run = True
+
+    def _monitored_names(self) -> list[str]:
+        rec = getattr(self.learn, "recorder", None)
+        if rec is None:
+            raise RuntimeError(f"{type(self).__name__} reads the values the Recorder stores each epoch, but this "
+                               f"learner has no recorder: keep the default Recorder callback.")
+        names = list(rec.metric_names[1:])  # drop 'epoch'; aligned with recorder.values rows
+        if getattr(rec, "add_time", False) and names and names[-1] == "time":
+            names = names[:-1]
+        return names
+
+    def before_fit(self) -> None:
+        """Find the monitored column; reset the best value (when ``reset_on_fit``). Sits out ``lr_find``."""
+        self.run = not hasattr(self.learn, "lr_finder")
+        if not self.run:
+            return
+        names = self._monitored_names()
+        if self.monitor not in names:
+            raise ValueError(f"{type(self).__name__}(monitor={self.monitor!r}): no such recorded value. The "
+                             f"recorder has {names}; pass one of those (metrics appear under their names, e.g. "
+                             f"'accuracy', 'f1_score').")
+        self.idx = names.index(self.monitor)
+        self.comp = self.given_comp if self.given_comp is not None else infer_comp(self.monitor)
+        self.min_delta = -self.given_min_delta if _is_less(self.comp) else self.given_min_delta
+        if self.reset_on_fit or self.best is None:
+            self.best = None
+        self.new_best = False
+
+    def _improved(self, val: float) -> bool:
+        if self.best is None:
+            return not (isinstance(val, float) and np.isnan(val))
+        return bool(self.comp(val - self.min_delta, self.best))
+
+    def after_epoch(self) -> None:
+        """Compare this epoch's value with the best so far (an epoch whose value is missing never improves)."""
+        self.new_best = False
+        if not self.run:
+            return
+        val = self.learn.recorder.values[-1][self.idx]
+        if val is None:
+            return
+        if self._improved(val):
+            self.best, self.new_best = val, True
+
+    def after_fit(self) -> None:
+        """Ready for the next fit."""
+        self.run = True
+
+
+class SaveModelCallback(TrackerCallback):
+    """Saves the model when ``monitor`` improves (``learn.save(fname)``) and loads that best model back when the fit ends.
+
+    ``every_epoch``: save every epoch instead (an int n: every n epochs) as ``fname_<epoch>``, loading nothing
+    back. ``at_end``: save once, at the end of the fit. ``with_opt``: save the optimizer state too.
+    """
+
+    order = TrackerCallback.order + 1
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
+                 fname: str = "model", every_epoch: bool | int = False, at_end: bool = False, with_opt: bool = False,
+                 reset_on_fit: bool = True) -> None:
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        if every_epoch and at_end:
+            raise ValueError("SaveModelCallback: every_epoch and at_end can't both be set; pick one.")
+        self.fname, self.every_epoch, self.at_end, self.with_opt = fname, every_epoch, at_end, with_opt
+        self.last_saved_path: Any = None
+        self._saved_this_fit = False
+
+    def _save(self, name: str) -> None:
+        self.last_saved_path = self.learn.save(name, with_opt=self.with_opt)
+        self._saved_this_fit = True
+
+    def before_fit(self) -> None:
+        """Reset the tracker; nothing saved yet in this fit."""
+        super().before_fit()
+        self._saved_this_fit = False
+
+    def after_epoch(self) -> None:
+        """Save on improvement (or every ``every_epoch`` epochs)."""
+        if not self.run:
+            return
+        if self.every_epoch:
+            if self.learn.epoch % int(self.every_epoch) == 0:
+                self._save(f"{self.fname}_{self.learn.epoch}")
+            return
+        super().after_epoch()
+        if self.new_best and not self.at_end:
+            print(f"Better model found at epoch {self.learn.epoch} with {self.monitor} value: {self.best}.")
+            self._save(self.fname)
+
+    def after_fit(self) -> None:
+        """Save now (``at_end``) or load the best model saved during this fit."""
+        if self.run:
+            if self.at_end:
+                self._save(self.fname)
+            elif not self.every_epoch and self._saved_this_fit:
+                self.learn.load(self.fname, with_opt=self.with_opt)
+        super().after_fit()
+
+
+class EarlyStoppingCallback(TrackerCallback):
+    """Stops the fit (``CancelFitException``) when ``monitor`` has not improved for ``patience`` epochs."""
+
+    order = TrackerCallback.order + 3
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
+                 patience: int = 1, reset_on_fit: bool = True) -> None:
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        self.patience = patience
+        self.wait = 0
+
+    def before_fit(self) -> None:
+        """No epoch waited yet."""
+        self.wait = 0
+        super().before_fit()
+
+    def after_epoch(self) -> None:
+        """Count epochs without improvement; stop at ``patience``."""
+        super().after_epoch()
+        if not self.run:
+            return
+        if self.new_best:
+            self.wait = 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            print(f"No improvement since epoch {self.learn.epoch - self.wait}: early stopping")
+            raise CancelFitException()
+
+
+class ReduceLROnPlateau(TrackerCallback):
+    """Divides every parameter group's lr by ``factor`` (not below ``min_lr``) after ``patience`` epochs without improvement.
+
+    Meant for ``fit`` at a constant lr: a schedule (``fit_one_cycle``...) sets the lr every batch and would
+    override it.
+    """
+
+    order = TrackerCallback.order + 2
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
+                 patience: int = 1, factor: float = 10., min_lr: float = 0, reset_on_fit: bool = True) -> None:
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        if factor <= 1:
+            raise ValueError(f"ReduceLROnPlateau(factor={factor}): the lr is divided by factor, so it must be > 1 "
+                             f"(e.g. factor=10.).")
+        self.patience, self.factor, self.min_lr = patience, factor, min_lr
+        self.wait = 0
+
+
+    def before_fit(self) -> None:
+        """No epoch waited yet."""
+        self.wait = 0
+        super().before_fit()
+
+    def after_epoch(self) -> None:
+        """Count epochs without improvement; at ``patience``, divide the lrs and start counting again."""
+        super().after_epoch()
+        if not self.run:
+            return
+        if self.new_best:
+            self.wait = 0
+            return
+        self.wait += 1
+        if self.wait < self.patience:
+            return
+        self.wait = 0
+        groups = self.learn.opt.param_groups
+        old = float(groups[-1]["lr"])
+        for g in groups:
+            new = max(float(g["lr"]) / self.factor, self.min_lr)
+            if isinstance(g["lr"], torch.Tensor):
+                g["lr"].fill_(new)
+            else:
+                g["lr"] = new
+        if float(groups[-1]["lr"]) < old:
+            print(f"Epoch {self.learn.epoch}: reducing lr to {float(groups[-1]['lr'])}")
