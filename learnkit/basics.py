@@ -1,14 +1,16 @@
 """The domain-free lesson surface: ``from learnkit.basics import *`` (data pipeline, Learner, callbacks, losses, metrics, optimizers)."""
 from __future__ import annotations
 
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn, tensor
+from torch import nn
 
-from learnkit.utils import (Path, set_seed, default_device, atomic_write, to_device, one_hot, pca)  # noqa: F401
+from learnkit.utils import (Path, set_seed, default_device, atomic_write, to_device, one_hot, pca, tensor)  # noqa: F401
 from learnkit.data.transforms import (Transform, ToTensor, IntToFloatTensor)  # noqa: F401
 from learnkit.data.blocks import (TransformBlock, CategoryBlock, MultiCategoryBlock, RegressionBlock)  # noqa: F401
 from learnkit.data.getters import (get_files, image_extensions, get_image_files, get_text_files, FileGetter, ImageGetter, parent_label, RegexLabeller, ColReader, using_attr)  # noqa: F401
@@ -19,7 +21,7 @@ from learnkit.data.show import (show_image, show_titled_grid)  # noqa: F401
 from learnkit.callback.core import (EVENTS, Callback, CancelFitException, CancelEpochException, CancelTrainException, CancelValidException, CancelBatchException, CancelStepException, CancelBackwardException)  # noqa: F401
 from learnkit.callback.schedule import (ParamScheduler, SchedCos, SchedLin, SchedNo, SchedExp, SchedPoly, combine_scheds, combined_cos, valley, slide, minimum, steep)  # noqa: F401
 from learnkit.callback.recorder import (Recorder)  # noqa: F401
-from learnkit.callback.progress import (ProgressCallback)  # noqa: F401
+from learnkit.callback.progress import (ProgressCallback, ShowGraphCallback)  # noqa: F401
 from learnkit.callback.precision import (MixedPrecision)  # noqa: F401
 from learnkit.callback.tracker import (TrackerCallback, SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau)  # noqa: F401
 from learnkit.callback.training import (GradientAccumulation, GradientClip, TerminateOnNaNCallback)  # noqa: F401
@@ -32,7 +34,7 @@ from learnkit.export import (load_learner)  # noqa: F401
 from learnkit.samples import (sample_path)  # noqa: F401
 
 __all__ = [
-    "torch", "nn", "F", "tensor", "np", "pd", "plt", "Path", "set_seed", "default_device", "atomic_write",
+    "torch", "nn", "F", "tensor", "np", "pd", "plt", "partial", "Path", "set_seed", "default_device", "atomic_write",
     "to_device", "one_hot", "pca", "Transform", "ToTensor", "IntToFloatTensor", "TransformBlock",
     "CategoryBlock", "MultiCategoryBlock", "RegressionBlock", "get_files", "image_extensions",
     "get_image_files", "get_text_files", "FileGetter", "ImageGetter", "parent_label", "RegexLabeller",
@@ -42,7 +44,7 @@ __all__ = [
     "CancelEpochException", "CancelTrainException", "CancelValidException", "CancelBatchException",
     "CancelStepException", "CancelBackwardException", "ParamScheduler", "SchedCos", "SchedLin", "SchedNo",
     "SchedExp", "SchedPoly", "combine_scheds", "combined_cos", "valley", "slide", "minimum", "steep",
-    "Recorder", "ProgressCallback", "MixedPrecision", "TrackerCallback", "SaveModelCallback",
+    "Recorder", "ProgressCallback", "ShowGraphCallback", "MixedPrecision", "TrackerCallback", "SaveModelCallback",
     "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation", "GradientClip",
     "TerminateOnNaNCallback", "CSVLogger", "TensorBoardCallback", "CrossEntropyLossFlat",
     "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",

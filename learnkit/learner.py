@@ -480,6 +480,30 @@ class Learner:
         label = blocks[n_inp].decode(dec) if blocks is not None and len(blocks) > n_inp else dec
         return label, dec, preds[0]
 
+    def show_results(self, ds_idx: int = 1, dl: Any = None, max_n: int = 9, shuffle: bool = True,
+                     **kwargs: Any) -> Any:
+        """Draw ``max_n`` items of one batch titled ``target/prediction`` (decoded); returns the matplotlib figure."""
+        from .data.show import format_value, show_samples  # display sits beside the data layer, not under it
+        dl = self.dls[ds_idx] if dl is None else dl
+        if shuffle and getattr(dl, "blocks", None) is not None:
+            dl = dl.new(shuffle=True, drop_last=False)
+        b = tuple(dl.one_batch())
+        with self.no_bar():
+            _, _, decoded = self.get_preds(dl=[b], with_decoded=True)
+        n_inp, kinds = dl.n_inp, dl.kinds or ("generic",) * len(b)
+        samples = dl.decode_batch(b, max_n=max_n) if hasattr(dl, "decode_batch") else [tuple(v[i] for v in b)
+                                                                                         for i in range(len(b[0]))]
+        blocks = getattr(dl, "blocks", None)
+        tb = blocks[n_inp] if blocks is not None and len(blocks) > n_inp else None
+        kind = kinds[n_inp] if len(kinds) > n_inp else "generic"
+        titles = []
+        for s, dec in zip(samples, decoded):
+            pred = tb.decode(dec) if tb is not None and tb.kind in ("category", "multicategory") else dec
+            target = s[n_inp] if len(s) > n_inp else None
+            titles.append(f"{format_value(target, kind)}/{format_value(pred, kind)}" if target is not None
+                          else format_value(pred, kind))
+        return show_samples([s[:n_inp] for s in samples], kinds[:n_inp], max_n=max_n, titles=titles, **kwargs)
+
     # -- persistence
 
     def _model_file(self, name: str | os.PathLike) -> Path:

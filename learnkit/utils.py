@@ -14,7 +14,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca"]
+__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor"]
 
 
 def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
@@ -156,6 +156,21 @@ def _to(b: Any, device: torch.device, non_blocking: bool) -> Any:
 def to_device(b: Any, device: torch.device | str, non_blocking: bool = True) -> Any:
     """Move the tensors in a (nested) tuple/list/dict to ``device``; tensors already there and non-tensors are kept."""
     return _to(b, _norm_device(device), non_blocking)
+
+
+def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:
+    """``torch.tensor`` that, like fastai's, also takes PIL images, arrays, DataFrames and ``tensor(1, 2, 3)``; a plain Tensor."""
+    if rest:
+        x = (x, *rest)
+    if isinstance(x, torch.Tensor):
+        return x.to(**kwargs) if kwargs else x
+    if hasattr(x, "to_numpy"):  # pandas Series / DataFrame
+        x = x.to_numpy()
+    elif not isinstance(x, np.ndarray) and hasattr(x, "__array_interface__"):  # PIL image: HW or HWC uint8
+        x = np.array(x)
+    if isinstance(x, np.ndarray):  # shares memory when it can (read-only arrays are copied)
+        return torch.as_tensor(x, **kwargs) if x.flags.writeable else torch.tensor(x, **kwargs)
+    return torch.tensor(x, **kwargs)
 
 
 def one_hot(x: Any, c: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 
 from learnkit.callback.core import Callback
 from learnkit.callback.progress import ProgressCallback
-from learnkit.callback.training import GradientAccumulation, GradientClip, TerminateOnNaNCallback
+from learnkit.callback.training import BnFreeze, GradientAccumulation, GradientClip, TerminateOnNaNCallback
 from learnkit.data.core import DataLoaders
 from learnkit.learner import Learner
 from learnkit.losses import CrossEntropyLossFlat
@@ -209,3 +209,47 @@ def test_accumulation_and_clip_compose():
     g = torch.cat([p.grad.flatten() for p in model.parameters()])
     for p, q in zip(learn.model.parameters(), model.parameters()):
         assert torch.allclose(p, q.detach() - 0.1 * q.grad * 0.01 / g.norm(), atol=1e-6)
+
+
+def _bn_learner(cbs):
+    """Body (Linear + BatchNorm) and head (Linear + BatchNorm) in two parameter groups, body frozen."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2)))
+    x, y = make_xy(64)
+    x = x * 3 + 5  # batch statistics far from the initial running ones
+    dls = DataLoaders(TorchDataLoader(TensorDataset(x, y), batch_size=16), TorchDataLoader(TensorDataset(x, y), batch_size=16),
+                      device="cpu")
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=SGD, lr=0.01, cbs=cbs, train_bn=False,
+                    splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
+    learn.remove_cb(ProgressCallback)
+    learn.freeze()
+    return learn
+
+
+def _running(bn):
+    return bn.running_mean.clone(), bn.running_var.clone()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_bn_freeze_keeps_frozen_statistics_and_lets_the_head_learn_its_own(keep):
+    learn = _bn_learner(BnFreeze(keep_after_unfreeze=keep))
+    body_bn, head_bn = learn.model[0][1], learn.model[1][1]
+    body0, head0 = _running(body_bn), _running(head_bn)
+    with learn.no_logging():
+        learn.fit(1)
+    assert all(torch.equal(a, b) for a, b in zip(_running(body_bn), body0))  # frozen body: statistics untouched
+    assert not torch.equal(_running(head_bn)[0], head0[0])  # trainable head: statistics updated
+    learn.unfreeze()
+    with learn.no_logging():
+        learn.fit(1)
+    moved = not torch.equal(_running(body_bn)[0], body0[0])
+    assert moved is not keep  # after unfreeze: kept only with keep_after_unfreeze
+    assert body_bn.weight.requires_grad  # affine weights train either way
+
+
+def test_without_bn_freeze_frozen_batchnorm_statistics_drift():
+    learn = _bn_learner(None)
+    body0 = _running(learn.model[0][1])
+    with learn.no_logging():
+        learn.fit(1)
+    assert not torch.equal(_running(learn.model[0][1])[0], body0[0])

@@ -8,10 +8,10 @@ import pytest
 
 from learnkit.data.getters import (ColReader, FileGetter, ImageGetter, RegexLabeller, get_files, get_image_files,
                                    get_text_files, image_extensions, parent_label, using_attr)
+from learnkit.samples import sample_path
 from learnkit.utils import Path
 
-MNIST = Path("/work/shared/data/mnist_tiny")
-needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason="mnist_tiny not available")
+MNIST = sample_path("mnist_tiny")
 
 
 def _touch(root, *names):
@@ -102,7 +102,6 @@ def _find_count(*args):
     return len(out.split())
 
 
-@needs_mnist
 def test_mnist_tiny_counts_match_find():
     assert len(get_image_files(MNIST)) == _find_count("-name", "*.png")
     assert len(get_image_files(MNIST, folders=["train", "valid"])) == (

@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from .core import Callback
 
-__all__ = ["ProgressCallback", "TableWriter"]
+__all__ = ["ProgressCallback", "ShowGraphCallback", "TableWriter"]
 
 
 class TableWriter:
@@ -98,3 +98,36 @@ class ProgressCallback(Callback):
         """Close any bar left open (e.g. after a cancelled fit)."""
         self._close()
         self._in_fit = False
+
+
+class ShowGraphCallback(Callback):
+    """Plots the training and validation losses after each epoch on one figure (``self.fig``), updated in a notebook."""
+
+    order, run_valid = 65, False
+
+    def before_fit(self) -> None:
+        """A fresh figure per fit (none during ``lr_find``)."""
+        self.fig, self._handle = None, None
+        self._skip = hasattr(self.learn, "lr_finder") or getattr(self.learn, "recorder", None) is None
+
+    def after_epoch(self) -> None:
+        """Redraw the losses recorded so far."""
+        if self._skip:
+            return
+        import matplotlib.pyplot as plt
+        if self.fig is None:
+            self.fig, self.ax = plt.subplots()
+        self.ax.clear()
+        self.learn.recorder.plot_loss(skip_start=0, ax=self.ax)
+        self.ax.set_title(f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch}")
+        try:  # in a notebook, show the figure once and update it in place
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is not None:
+            if self._handle is None:
+                self._handle = display(self.fig, display_id=True)
+                plt.close(self.fig)  # shown through the handle only, not again at the end of the cell
+            else:
+                self._handle.update(self.fig)

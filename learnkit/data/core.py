@@ -7,6 +7,7 @@ workers, batches are collated, moved to the device and run through the batch tra
 """
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path as _PathBase
@@ -76,6 +77,12 @@ class Datasets:
         """The validation split."""
         return TfmdSubset(self, self.splits[1], VALID)
 
+    @property
+    def vocab(self) -> list | None:
+        """Vocab of the first target block (``dsets.vocab``, as in fastai)."""
+        b = self.blocks
+        return b[self.n_inp].vocab if b and len(b) > self.n_inp else None
+
     def subset(self, i: int) -> "TfmdSubset":
         """Split ``i`` (0 train, 1 valid)."""
         return self.train if i == 0 else self.valid
@@ -134,8 +141,7 @@ class TfmdSubset(Dataset):
     @property
     def vocab(self) -> list | None:
         """Vocab of the first target block."""
-        blocks = self.dsets.blocks
-        return blocks[self.dsets.n_inp].vocab if blocks and len(blocks) > self.dsets.n_inp else None
+        return self.dsets.vocab
 
 
 class _ItemTfmDataset(Dataset):
@@ -167,6 +173,24 @@ def _collate(batch: list) -> Any:
         raise
 
 
+class _WorkerInit:
+    """Worker start-up: freeze the objects inherited from the parent, then run the user's ``worker_init_fn``.
+
+    A forked worker inherits every object of the parent, including the iterators of other loaders that
+    keep persistent workers. Were the worker's garbage collector to free one of those, its ``__del__`` would
+    try to shut down workers that belong to the parent and print "AssertionError: can only test a child
+    process". ``gc.freeze()`` keeps the inherited objects out of the worker's collections.
+    """
+
+    def __init__(self, fn: Callable[[int], None] | None = None) -> None:
+        self.fn = fn
+
+    def __call__(self, worker_id: int) -> None:
+        gc.freeze()
+        if self.fn is not None:
+            self.fn(worker_id)
+
+
 class DataLoader:
     """A torch DataLoader plus learnkit's item/batch transforms and device handling; yields tuples of tensors."""
 
@@ -175,9 +199,11 @@ class DataLoader:
                  item_tfms: Sequence[Transform] | None = None, batch_tfms: Sequence[Transform] | None = None,
                  kinds: Sequence[str] | None = None, n_inp: int = 1, blocks: Sequence[TransformBlock] | None = None,
                  split_idx: int | None = None, pin_memory: bool | None = None, persistent_workers: bool | None = None,
-                 collate_fn: Callable | None = None, torch_dl: TorchDataLoader | None = None, **kwargs: Any) -> None:
+                 collate_fn: Callable | None = None, torch_dl: TorchDataLoader | None = None,
+                 batch_size: int | None = None, **kwargs: Any) -> None:
         if dataset is None and torch_dl is None:
             raise ValueError("DataLoader needs a dataset (or torch_dl=an existing torch DataLoader).")
+        bs = bs if batch_size is None else batch_size  # torch's (and fastai's) name for bs
         self.torch_dl_given = torch_dl
         self.dataset = dataset if dataset is not None else torch_dl.dataset
         self.bs = bs if torch_dl is None else (torch_dl.batch_size or bs)
@@ -192,6 +218,7 @@ class DataLoader:
         self.split_idx = split_idx if split_idx is not None else getattr(self.dataset, "split_idx", TRAIN if shuffle else VALID)
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
         self.collate_fn, self.kwargs = collate_fn, kwargs
+        self.added_batch_tfms: list[Transform] = []  # added later (vision_learner's Normalize): kept by new()
         self._torch_dl: TorchDataLoader | None = torch_dl
 
     # -- the torch loader, built lazily so `new()` and attribute changes are cheap
@@ -204,12 +231,15 @@ class DataLoader:
                 ds = _ItemTfmDataset(ds, self.item_tfms, self._kinds_for(len(self.item_tfms)), self.split_idx)
             workers = self.num_workers if len(self.dataset) > 0 else 0
             cuda = self.device.type == "cuda"
+            kwargs = dict(self.kwargs)
+            if workers > 0:
+                kwargs["worker_init_fn"] = _WorkerInit(kwargs.get("worker_init_fn"))
             self._torch_dl = TorchDataLoader(
                 ds, batch_size=self.bs, shuffle=self.shuffle, drop_last=self.drop_last and len(self.dataset) > self.bs,
                 num_workers=workers, collate_fn=self.collate_fn or _collate,
                 pin_memory=cuda if self.pin_memory is None else self.pin_memory,
                 persistent_workers=(workers > 0) if self.persistent_workers is None else self.persistent_workers and workers > 0,
-                **self.kwargs)
+                **kwargs)
         return self._torch_dl
 
     def _kinds_for(self, _: int) -> tuple:
@@ -251,7 +281,18 @@ class DataLoader:
         return self
 
     def new(self, dataset: Any = None, **kwargs: Any) -> "DataLoader":
-        """A copy with some attributes changed (``bs``, ``item_tfms``, ``batch_tfms``, ``shuffle``, ...)."""
+        """A copy with some attributes changed (``bs``, ``item_tfms``, ``batch_tfms``, ``shuffle``, ...).
+
+        ``item_tfms``/``batch_tfms`` replace the transforms given to the DataBlock; those the blocks need
+        (``ToTensor``, ``IntToFloatTensor``) and those added since (``vision_learner``'s ``Normalize``) stay,
+        unless the new list has one of the same class.
+        """
+        fixed = {"item_tfms": _block_tfms(self.blocks, "item_tfms"),
+                 "batch_tfms": _block_tfms(self.blocks, "batch_tfms") + self.added_batch_tfms}
+        for key, keep in fixed.items():
+            if kwargs.get(key) is not None:
+                given = sort_by_order(kwargs[key])
+                kwargs[key] = sort_by_order([t for t in keep if not any(type(g) is type(t) for g in given)] + given)
         args = dict(dataset=self.dataset if dataset is None else dataset, bs=self.bs, shuffle=self.shuffle,
                     drop_last=self.drop_last, num_workers=self.num_workers, device=self.device,
                     item_tfms=self.item_tfms, batch_tfms=self.batch_tfms, kinds=self.kinds, n_inp=self.n_inp,
@@ -260,7 +301,9 @@ class DataLoader:
         if self.torch_dl_given is not None and dataset is None and not kwargs:
             args["torch_dl"] = self.torch_dl_given
         args.update(kwargs)
-        return DataLoader(**args)
+        dl = DataLoader(**args)
+        dl.added_batch_tfms = [t for t in self.added_batch_tfms if t in dl.batch_tfms]
+        return dl
 
     def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
         """Undo batch transforms (normalisation...) and decode each value with its block (labels, uint8 images)."""
@@ -396,6 +439,7 @@ class DataLoaders:
         """Append batch transforms to every loader (e.g. the pretrained model's normalisation)."""
         for dl in self.loaders:
             dl.batch_tfms = sort_by_order(list(dl.batch_tfms) + list(tfms))
+            dl.added_batch_tfms.extend(tfms)
 
     def one_batch(self) -> tuple:
         """The first training batch."""
