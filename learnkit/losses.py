@@ -192,7 +192,35 @@ class LabelSmoothingCrossEntropy(_Loss):
         return out.argmax(dim=1)
 
 
-class LabelSmoothingCrossEntropyFlat(_Loss):
+class _FlatClassLoss(_Loss):
+    """Wraps a per-item classification loss ``self.func`` (classes on dim 1) to take classes on ``axis``."""
+
+    axis: int
+    func: nn.Module
+
+    @property
+    def reduction(self) -> str:
+        """The reduction of the wrapped loss (``get_preds(with_loss=True)`` sets it to ``'none'``)."""
+        return self.func.reduction
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        self.func.reduction = _check_reduction(type(self).__name__, value)
+
+    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        """The wrapped loss of logits against integer targets, classes on ``axis``."""
+        return self.func(*_flatten_classes(inp, targ, self.axis, type(self).__name__))
+
+    def activation(self, out: torch.Tensor) -> torch.Tensor:
+        """Softmax over the class axis."""
+        return F.softmax(out, dim=self.axis)
+
+    def decodes(self, out: torch.Tensor) -> torch.Tensor:
+        """Argmax over the class axis."""
+        return out.argmax(dim=self.axis)
+
+
+class LabelSmoothingCrossEntropyFlat(_FlatClassLoss):
     """``LabelSmoothingCrossEntropy`` over ``axis`` with every other dimension flattened."""
 
     _config = ("eps", "reduction", "axis")
@@ -207,27 +235,6 @@ class LabelSmoothingCrossEntropyFlat(_Loss):
     def eps(self) -> float:
         """The smoothing amount."""
         return self.func.eps
-
-    @property
-    def reduction(self) -> str:
-        """The reduction of the wrapped loss (``get_preds(with_loss=True)`` sets it to ``'none'``)."""
-        return self.func.reduction
-
-    @reduction.setter
-    def reduction(self, value: str) -> None:
-        self.func.reduction = _check_reduction(type(self).__name__, value)
-
-    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        """Smoothed cross-entropy of logits against integer targets, classes on ``axis``."""
-        return self.func(*_flatten_classes(inp, targ, self.axis, type(self).__name__))
-
-    def activation(self, out: torch.Tensor) -> torch.Tensor:
-        """Softmax over the class axis."""
-        return F.softmax(out, dim=self.axis)
-
-    def decodes(self, out: torch.Tensor) -> torch.Tensor:
-        """Argmax over the class axis."""
-        return out.argmax(dim=self.axis)
 
 
 class FocalLoss(_Loss):
@@ -264,7 +271,7 @@ class FocalLoss(_Loss):
         return out.argmax(dim=1)
 
 
-class FocalLossFlat(_Loss):
+class FocalLossFlat(_FlatClassLoss):
     """``FocalLoss`` over ``axis`` with every other dimension flattened (down-weights easy examples)."""
 
     _config = ("gamma", "axis", "reduction")
@@ -279,27 +286,6 @@ class FocalLossFlat(_Loss):
     def gamma(self) -> float:
         """The focusing parameter (0 gives plain cross-entropy)."""
         return self.func.gamma
-
-    @property
-    def reduction(self) -> str:
-        """The reduction of the wrapped loss (``get_preds(with_loss=True)`` sets it to ``'none'``)."""
-        return self.func.reduction
-
-    @reduction.setter
-    def reduction(self, value: str) -> None:
-        self.func.reduction = _check_reduction(type(self).__name__, value)
-
-    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        """Focal loss of logits against integer targets, classes on ``axis``."""
-        return self.func(*_flatten_classes(inp, targ, self.axis, type(self).__name__))
-
-    def activation(self, out: torch.Tensor) -> torch.Tensor:
-        """Softmax over the class axis."""
-        return F.softmax(out, dim=self.axis)
-
-    def decodes(self, out: torch.Tensor) -> torch.Tensor:
-        """Argmax over the class axis."""
-        return out.argmax(dim=self.axis)
 
 
 class DiceLoss(_Loss):

@@ -20,12 +20,7 @@ from learnkit.metrics import accuracy, error_rate
 from learnkit.optimizer import SGD
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_learner(tmp_path, cbs=None, metrics=accuracy):

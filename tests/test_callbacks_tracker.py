@@ -21,12 +21,7 @@ from learnkit.metrics import accuracy
 from learnkit.optimizer import SGD
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_learner(tmp_path, cbs=None, metrics=None, splitter=None, lr=0.05):

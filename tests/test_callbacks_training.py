@@ -18,12 +18,7 @@ from learnkit.losses import CrossEntropyLossFlat
 from learnkit.optimizer import SGD
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_xy(n=32, seed=0):

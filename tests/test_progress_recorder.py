@@ -16,13 +16,7 @@ from learnkit.losses import CrossEntropyLossFlat
 from learnkit.metrics import accuracy, error_rate
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models train faster on one thread; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_learner(device: str = "cpu", **kwargs) -> Learner:

@@ -21,13 +21,7 @@ from learnkit.metrics import accuracy
 from learnkit.optimizer import SGD
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models train faster on one thread; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_dls(bs: int = 32, n_train: int = 256, n_valid: int = 64) -> DataLoaders:

@@ -105,10 +105,16 @@ class ShowGraphCallback(Callback):
 
     order, run_valid = 65, False
 
+    def __init__(self) -> None:
+        self.fig: Any = None
+        self._handle: Any = None
+        self._skip = False
+
     def before_fit(self) -> None:
-        """A fresh figure per fit (none during ``lr_find``)."""
-        self.fig, self._handle = None, None
+        """A fresh figure per fit (none during ``lr_find``, which keeps the last one)."""
         self._skip = hasattr(self.learn, "lr_finder") or getattr(self.learn, "recorder", None) is None
+        if not self._skip:
+            self.fig, self._handle = None, None
 
     def after_epoch(self) -> None:
         """Redraw the losses recorded so far."""

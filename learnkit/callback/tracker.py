@@ -163,10 +163,8 @@ class SaveModelCallback(TrackerCallback):
         super().after_fit()
 
 
-class EarlyStoppingCallback(TrackerCallback):
-    """Stops the fit (``CancelFitException``) when ``monitor`` has not improved for ``patience`` epochs."""
-
-    order = TrackerCallback.order + 3
+class _PatienceCallback(TrackerCallback):
+    """A tracker that acts (``on_plateau``) once ``monitor`` has not improved for ``patience`` epochs."""
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
                  patience: int = 1, reset_on_fit: bool = True) -> None:
@@ -180,20 +178,32 @@ class EarlyStoppingCallback(TrackerCallback):
         super().before_fit()
 
     def after_epoch(self) -> None:
-        """Count epochs without improvement; stop at ``patience``."""
+        """Count epochs without improvement; at ``patience``, act and start counting again."""
         super().after_epoch()
         if not self.run:
             return
-        if self.new_best:
-            self.wait = 0
-            return
-        self.wait += 1
+        self.wait = 0 if self.new_best else self.wait + 1
         if self.wait >= self.patience:
-            print(f"No improvement since epoch {self.learn.epoch - self.wait}: early stopping")
-            raise CancelFitException()
+            self.on_plateau()  # may end the fit (early stopping), leaving ``wait`` as it was
+            self.wait = 0
+
+    def on_plateau(self) -> None:
+        """What to do after ``patience`` epochs without improvement (override)."""
+        raise NotImplementedError
 
 
-class ReduceLROnPlateau(TrackerCallback):
+class EarlyStoppingCallback(_PatienceCallback):
+    """Stops the fit (``CancelFitException``) when ``monitor`` has not improved for ``patience`` epochs."""
+
+    order = TrackerCallback.order + 3
+
+    def on_plateau(self) -> None:
+        """Stop training."""
+        print(f"No improvement since epoch {self.learn.epoch - self.patience}: early stopping")
+        raise CancelFitException()
+
+
+class ReduceLROnPlateau(_PatienceCallback):
     """Divides every parameter group's lr by ``factor`` (not below ``min_lr``) after ``patience`` epochs without improvement.
 
     Meant for ``fit`` at a constant lr: a schedule (``fit_one_cycle``...) sets the lr every batch and would
@@ -204,31 +214,14 @@ class ReduceLROnPlateau(TrackerCallback):
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
                  patience: int = 1, factor: float = 10., min_lr: float = 0, reset_on_fit: bool = True) -> None:
-        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience, reset_on_fit=reset_on_fit)
         if factor <= 1:
             raise ValueError(f"ReduceLROnPlateau(factor={factor}): the lr is divided by factor, so it must be > 1 "
                              f"(e.g. factor=10.).")
-        self.patience, self.factor, self.min_lr = patience, factor, min_lr
-        self.wait = 0
+        self.factor, self.min_lr = factor, min_lr
 
-
-    def before_fit(self) -> None:
-        """No epoch waited yet."""
-        self.wait = 0
-        super().before_fit()
-
-    def after_epoch(self) -> None:
-        """Count epochs without improvement; at ``patience``, divide the lrs and start counting again."""
-        super().after_epoch()
-        if not self.run:
-            return
-        if self.new_best:
-            self.wait = 0
-            return
-        self.wait += 1
-        if self.wait < self.patience:
-            return
-        self.wait = 0
+    def on_plateau(self) -> None:
+        """Divide every group's lr by ``factor``."""
         groups = self.learn.opt.param_groups
         old = float(groups[-1]["lr"])
         for g in groups:

@@ -92,10 +92,11 @@ class DataBlock:
             print(f"{len(items)} items: {len(train)} train, {len(valid)} valid")
         return dsets
 
-    def dataloaders(self, source: Any, path: str | os.PathLike | None = None, bs: int = 64, num_workers: int | None = None,
-                    device: torch.device | str | None = None, shuffle: bool = True, verbose: bool = False,
-                    val_bs: int | None = None, **kwargs: Any) -> DataLoaders:
-        """Build the training and validation DataLoaders for ``source``."""
+    def dataloaders(self, source: Any, bs: int = 64, num_workers: int | None = None,
+                    device: torch.device | str | None = None, shuffle: bool = True,
+                    path: str | os.PathLike | None = None, verbose: bool = False, val_bs: int | None = None,
+                    **kwargs: Any) -> DataLoaders:
+        """Build the training and validation DataLoaders for ``source`` (``path``: the source folder by default)."""
         dsets = self.datasets(source, verbose=verbose)
         item_tfms, batch_tfms = self._stage_tfms(dsets.blocks)
         common = dict(num_workers=num_workers, device=device, kinds=dsets.kinds, n_inp=dsets.n_inp,
