@@ -24,7 +24,7 @@ from learnkit.callback.recorder import (Recorder)  # noqa: F401
 from learnkit.callback.progress import (ProgressCallback, ShowGraphCallback)  # noqa: F401
 from learnkit.callback.precision import (MixedPrecision)  # noqa: F401
 from learnkit.callback.tracker import (TrackerCallback, SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau)  # noqa: F401
-from learnkit.callback.training import (GradientAccumulation, GradientClip, TerminateOnNaNCallback)  # noqa: F401
+from learnkit.callback.training import (BnFreeze, GradientAccumulation, GradientClip, TerminateOnNaNCallback)  # noqa: F401
 from learnkit.callback.logger import (CSVLogger, TensorBoardCallback)  # noqa: F401
 from learnkit.losses import (CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat, LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat, FocalLoss, FocalLossFlat, DiceLoss)  # noqa: F401
 from learnkit.metrics import (Metric, AvgMetric, AccumMetric, accuracy, error_rate, top_k_accuracy, accuracy_multi, FBeta, F1Score, Precision, Recall, BalancedAccuracy, MatthewsCorrCoef, RocAuc, RocAucBinary, mse, rmse, mae, msle, exp_rmspe, R2Score, foreground_acc, Dice, DiceMulti, JaccardCoeff)  # noqa: F401
@@ -46,7 +46,7 @@ __all__ = [
     "SchedExp", "SchedPoly", "combine_scheds", "combined_cos", "valley", "slide", "minimum", "steep",
     "Recorder", "ProgressCallback", "ShowGraphCallback", "MixedPrecision", "TrackerCallback", "SaveModelCallback",
     "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation", "GradientClip",
-    "TerminateOnNaNCallback", "CSVLogger", "TensorBoardCallback", "CrossEntropyLossFlat",
+    "TerminateOnNaNCallback", "BnFreeze", "CSVLogger", "TensorBoardCallback", "CrossEntropyLossFlat",
     "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss", "Metric", "AvgMetric",
     "AccumMetric", "accuracy", "error_rate", "top_k_accuracy", "accuracy_multi", "FBeta", "F1Score",

@@ -110,3 +110,33 @@ def test_model_without_spec_needs_explicit_pickle_opt_in(trained, tmp_path):
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(loaded.model.eval()(x), learn.model.eval()(x))
+
+
+MAIN_SCRIPT = '''
+from learnkit.vision.all import *
+
+def label_func(p):  # lives in __main__: fastai's pickled export can't be loaded without it
+    return "three" if p.parent.name == "3" else "seven"
+
+if __name__ == "__main__":
+    import sys
+    dls = ImageDataLoaders.from_path_func(sys.argv[1], get_image_files(sys.argv[1]), label_func, valid_pct=0.5,
+                                          seed=0, item_tfms=Resize(32), bs=8, num_workers=0)
+    learn = vision_learner(dls, resnet18, pretrained=False, path=sys.argv[2])
+    print(learn.export())
+'''
+
+
+@pytest.mark.slow
+def test_label_function_in_main_exports_and_loads_elsewhere(tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / "lesson.py"
+    script.write_text(MAIN_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), str(MNIST / "valid"), str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    learn = load_learner(tmp_path / "export.pkl")  # this process has no label_func
+    assert learn.dls.vocab == ["seven", "three"]
+    label, idx, probs = learn.predict(get_image_files(MNIST / "valid")[0])
+    assert label in ("seven", "three") and probs.shape == (2,) and abs(probs.sum().item() - 1) < 1e-5
