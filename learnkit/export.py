@@ -28,7 +28,6 @@ from . import __version__
 from .data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
 from .data.core import DataLoader, DataLoaders, Datasets
 from .data.transforms import IntToFloatTensor, ToTensor, Transform
-from .losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 from .utils import Path, atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover

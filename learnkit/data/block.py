@@ -8,9 +8,8 @@ from typing import Any
 
 import torch
 
-from ..utils import Path
 from .blocks import TransformBlock, resolve_block
-from .core import DataLoader, DataLoaders, Datasets, _block_tfms, _collate
+from .core import DataLoader, DataLoaders, Datasets, _block_tfms
 from .splitters import RandomSplitter
 from .transforms import TRAIN, Transform, sort_by_order
 

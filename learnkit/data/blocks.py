@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .transforms import IntToFloatTensor, ToTensor, Transform
+from .transforms import ToTensor, Transform
 
 __all__ = [
     "TransformBlock", "CategoryBlock", "MultiCategoryBlock", "RegressionBlock",

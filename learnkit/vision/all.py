@@ -1,13 +1,6 @@
 """The vision lesson surface: ``from learnkit.vision.all import *`` (everything in basics plus images and vision_learner)."""
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from learnkit.basics import *  # noqa: F401,F403  (all.py files re-export; this is the one place star imports live)
 from learnkit.basics import __all__ as _basics_all
 
