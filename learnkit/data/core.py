@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path as _PathBase
 from typing import Any
@@ -173,22 +174,31 @@ def _collate(batch: list) -> Any:
         raise
 
 
-class _WorkerInit:
-    """Worker start-up: freeze the objects inherited from the parent, then run the user's ``worker_init_fn``.
+def _start_workers(torch_dl: TorchDataLoader) -> Iterator:
+    """``iter(torch_dl)`` with the parent's objects frozen while it forks its workers.
 
-    A forked worker inherits every object of the parent, including the iterators of other loaders that
-    keep persistent workers. Were the worker's garbage collector to free one of those, its ``__del__`` would
-    try to shut down workers that belong to the parent and print "AssertionError: can only test a child
-    process". ``gc.freeze()`` keeps the inherited objects out of the worker's collections.
+    A forked worker inherits every object of the parent, garbage not yet collected included (e.g. a dropped
+    Learner and its loaders: callbacks and learner point at each other). Were the worker's collector to free
+    such a loader's iterator, its ``__del__`` would try to stop workers that belong to the parent and print
+    "AssertionError: can only test a child process". Frozen objects are never collected in the worker.
     """
+    if not torch_dl.num_workers:
+        return iter(torch_dl)
+    gc.freeze()
+    try:
+        return iter(torch_dl)
+    finally:
+        gc.unfreeze()
 
-    def __init__(self, fn: Callable[[int], None] | None = None) -> None:
-        self.fn = fn
 
-    def __call__(self, worker_id: int) -> None:
-        gc.freeze()
-        if self.fn is not None:
-            self.fn(worker_id)
+def _stop_workers(torch_dl: TorchDataLoader, pid: int) -> None:
+    """Shut down the persistent worker processes of ``torch_dl`` (in the process that started them)."""
+    if os.getpid() != pid:  # a forked child: the workers are not its own
+        return
+    it = getattr(torch_dl, "_iterator", None)
+    if it is not None and hasattr(it, "_shutdown_workers"):
+        it._shutdown_workers()
+    torch_dl._iterator = None
 
 
 class DataLoader:
@@ -220,6 +230,7 @@ class DataLoader:
         self.collate_fn, self.kwargs = collate_fn, kwargs
         self.added_batch_tfms: list[Transform] = []  # added later (vision_learner's Normalize): kept by new()
         self._torch_dl: TorchDataLoader | None = torch_dl
+        self._stop: weakref.finalize | None = None  # stops persistent workers when this loader goes
 
     # -- the torch loader, built lazily so `new()` and attribute changes are cheap
     @property
@@ -228,21 +239,23 @@ class DataLoader:
         if self._torch_dl is None:
             ds = self.dataset
             if self.item_tfms:
-                ds = _ItemTfmDataset(ds, self.item_tfms, self._kinds_for(len(self.item_tfms)), self.split_idx)
+                ds = _ItemTfmDataset(ds, self.item_tfms, self._require_kinds(), self.split_idx)
             workers = self.num_workers if len(self.dataset) > 0 else 0
             cuda = self.device.type == "cuda"
-            kwargs = dict(self.kwargs)
-            if workers > 0:
-                kwargs["worker_init_fn"] = _WorkerInit(kwargs.get("worker_init_fn"))
+            persistent = (workers > 0) if self.persistent_workers is None else self.persistent_workers and workers > 0
             self._torch_dl = TorchDataLoader(
                 ds, batch_size=self.bs, shuffle=self.shuffle, drop_last=self.drop_last and len(self.dataset) > self.bs,
                 num_workers=workers, collate_fn=self.collate_fn or _collate,
                 pin_memory=cuda if self.pin_memory is None else self.pin_memory,
-                persistent_workers=(workers > 0) if self.persistent_workers is None else self.persistent_workers and workers > 0,
-                **kwargs)
+                persistent_workers=persistent, **self.kwargs)
+            if persistent:
+                # Stop the workers when this loader goes. Left to torch, a loader freed by the cycle collector (a
+                # Learner and its callbacks form a cycle) has its queues finalised before the iterator, and the
+                # shutdown then waits 5 s per worker. The finalizer holds the torch loader, keeping its queues alive.
+                self._stop = weakref.finalize(self, _stop_workers, self._torch_dl, os.getpid())
         return self._torch_dl
 
-    def _kinds_for(self, _: int) -> tuple:
+    def _require_kinds(self) -> tuple:
         if self.kinds is None:
             raise ValueError("Item/batch transforms need to know what each value is: this loader has no kinds. "
                              "Build it with DataBlock or pass kinds=('image', 'category').")
@@ -255,7 +268,7 @@ class DataLoader:
         dev, tfms, split = self.device, self.batch_tfms, self.split_idx
         kinds = self.kinds if tfms else None
         move = dev.type != "cpu"  # the torch loader already yields CPU tensors
-        for b in self.torch_dl:
+        for b in _start_workers(self.torch_dl):
             b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
             if move:
                 b = to_device(b, dev)
@@ -277,8 +290,22 @@ class DataLoader:
     def to(self, device: torch.device | str) -> "DataLoader":
         """Send future batches to ``device``."""
         self.device = torch.device(device)
-        self._torch_dl = None if self.torch_dl_given is None else self._torch_dl
+        if self.torch_dl_given is None:
+            self._close()
         return self
+
+    def _close(self) -> None:
+        """Stop the worker processes and drop the torch loader (rebuilt on the next use)."""
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+        self._torch_dl = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if self.torch_dl_given is None:  # the torch loader and its workers are rebuilt where it is used
+            state["_torch_dl"], state["_stop"] = None, None
+        return state
 
     def new(self, dataset: Any = None, **kwargs: Any) -> "DataLoader":
         """A copy with some attributes changed (``bs``, ``item_tfms``, ``batch_tfms``, ``shuffle``, ...).
