@@ -198,3 +198,12 @@ def test_empty_folder_says_where_it_looked(tmp_path):
     (tmp_path / "train" / "a" / "notes.txt").write_text("not an image")
     with pytest.raises(ValueError, match=r"found no items in .*known extension"):
         ImageDataLoaders.from_folder(tmp_path, **CPU)
+
+
+def test_from_df_keeps_absolute_file_names():
+    mnist = sample_path("mnist_tiny")
+    files = [f for c in ("3", "7") for f in get_image_files(mnist / "train" / c)[:5]]
+    df = pd.DataFrame({"fname": [str(f.resolve()) for f in files], "label": [f.parent.name for f in files]})
+    dls = ImageDataLoaders.from_df(df, path="/nonexistent/elsewhere", valid_pct=0.3, seed=0, bs=4, **CPU)
+    assert dls.train.one_batch()[0].shape[1:] == (3, 28, 28)
+    assert sorted(dls.vocab) == ["3", "7"]

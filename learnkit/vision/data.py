@@ -111,7 +111,7 @@ class ImageDataLoaders(DataLoaders):
             y_block = MultiCategoryBlock if multi else CategoryBlock
         splitter = RandomSplitter(valid_pct, seed=seed) if valid_col is None else ColSplitter(valid_col)
         dblock = DataBlock(blocks=(ImageBlock(img_cls), y_block),
-                           get_x=ColReader(fn_col, pref=f"{base}{os.sep}", suff=suff),
+                           get_x=ColReader(fn_col, pref=base, suff=suff),  # a Path: absolute names stay absolute
                            get_y=ColReader(label_col, label_delim=label_delim),
                            splitter=splitter, item_tfms=item_tfms, batch_tfms=batch_tfms)
         return cls.from_dblock(dblock, df, path=path, **kwargs)
