@@ -54,6 +54,16 @@ def _load_error(source: Any, err: BaseException) -> ImageLoadError:
                           f"The file is missing, not an image, or corrupt (e.g. a truncated download). {_FIX_HINT}")
 
 
+def _open_bytes(x: bytes | bytearray | memoryview) -> Image.Image:
+    """Decode an encoded image held in memory, with the load error learnkit gives for files."""
+    try:
+        img = Image.open(io.BytesIO(bytes(x)))
+        img.load()
+    except Exception as e:
+        raise _load_error(x, e) from e
+    return img
+
+
 def _is_lazy(img: Image.Image) -> bool:
     """True while a lazily opened image has not decoded its pixels yet."""
     return isinstance(img, ImageFile.ImageFile) and bool(getattr(img, "tile", None))
@@ -152,12 +162,7 @@ class PILImage:
         if isinstance(x, (str, os.PathLike)):
             return load_image(x, cls.mode, lazy=lazy)
         if isinstance(x, (bytes, bytearray, memoryview)):
-            try:
-                img = Image.open(io.BytesIO(bytes(x)))
-                img.load()
-            except Exception as e:
-                raise _load_error(x, e) from e
-            return _to_mode(img, cls.mode)
+            return _to_mode(_open_bytes(x), cls.mode)
         if isinstance(x, Image.Image):
             return _to_mode(load_pixels(x), cls.mode)
         if isinstance(x, torch.Tensor):
@@ -188,12 +193,7 @@ class PILMask:
         if isinstance(x, (str, os.PathLike)):
             img, name = load_image(x), os.fspath(x)
         elif isinstance(x, (bytes, bytearray, memoryview)):
-            try:
-                img = Image.open(io.BytesIO(bytes(x)))
-                img.load()
-            except Exception as e:
-                raise _load_error(x, e) from e
-            name = "<bytes>"
+            img, name = _open_bytes(x), "<bytes>"
         elif isinstance(x, Image.Image):
             img, name = load_pixels(x), _name_of(x)
         elif isinstance(x, (np.ndarray, torch.Tensor)):
