@@ -5,7 +5,7 @@ from ..utils import Path
 
 __all__ = ["SAMPLES", "sample_path"]
 
-SAMPLES = ("imagenette_tiny", "mnist_tiny")
+SAMPLES = ("imagenette_tiny", "mnist_tiny", "camvid_tiny", "adult_sample", "movie_lens_sample")
 
 
 def sample_path(name: str) -> Path:
