@@ -490,6 +490,8 @@ class Learner:
         b = tuple(dl.one_batch())
         with self.no_bar():
             _, _, decoded = self.get_preds(dl=[b], with_decoded=True)
+        if hasattr(dl, "show_results"):  # loaders that draw their own results (e.g. tabular rows as a DataFrame)
+            return dl.show_results(b, decoded, max_n=max_n, **kwargs)
         n_inp, kinds = dl.n_inp, dl.kinds or ("generic",) * len(b)
         samples = dl.decode_batch(b, max_n=max_n) if hasattr(dl, "decode_batch") else [tuple(v[i] for v in b)
                                                                                          for i in range(len(b[0]))]
