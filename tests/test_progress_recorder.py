@@ -208,3 +208,61 @@ def test_device_side_recording_matches_the_host_path():
     for d, h in zip(dev.recorder.values, host.recorder.values, strict=True):
         assert d == pytest.approx(h, rel=1e-5)
     assert dev.validate() == pytest.approx(host.validate(), rel=1e-5)
+
+
+def test_lr_find_plot_marks_each_suggestion_with_a_point_and_legend():
+    from learnkit.callback.schedule import minimum, steep, valley
+    learn = make_learner()
+    with learn.no_bar():
+        res = learn.lr_find(num_it=40, suggest_funcs=(valley, minimum, steep))
+    fig = plt.gcf()
+    ax = fig.axes[0]
+    curve, *points = ax.get_lines()
+    rec = learn.recorder
+    assert list(curve.get_xdata()) == pytest.approx(rec.lrs[:-5]) and ax.get_xscale() == "log"
+    assert [p.get_marker() for p in points] == ["o"] * 3
+    # each point sits on the curve where its function looked (minimum: at the lowest loss, suggesting a tenth of it)
+    assert [p.get_xdata()[0] for p in points] == pytest.approx([res.valley, res.minimum * 10, res.steep])
+    assert points[1].get_ydata()[0] == pytest.approx(min(rec.losses[4:-5]))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"{nm}: {lr:.2e}" for nm, lr in zip(("valley", "minimum", "steep"), res)]
+    assert ax.get_xlabel() == "Learning Rate" and ax.get_ylabel() == "Loss"
+    plt.close("all")
+
+
+def test_show_graph_callback_draws_both_losses_and_saves_in_a_script(tmp_path):
+    from learnkit.callback.progress import ShowGraphCallback
+    learn = make_learner()
+    graph = ShowGraphCallback(fname=tmp_path / "losses.png")
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2, cbs=graph)
+    train, valid = graph.ax.get_lines()
+    assert list(train.get_ydata()) == pytest.approx(learn.recorder.losses)
+    assert list(valid.get_xdata()) == [8, 16] and list(valid.get_ydata()) == [v[1] for v in learn.recorder.values]
+    assert graph.ax.get_xlim() == (0, 16) and graph.ax.get_title() == "epoch 2/2"
+    data = (tmp_path / "losses.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(list(tmp_path.iterdir())) == 1  # no temp file left
+    graph2 = ShowGraphCallback()  # no file unless asked: the figure stays on the callback
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, cbs=graph2)
+    assert graph2.fig is not None and len(list(tmp_path.iterdir())) == 1
+    plt.close("all")
+
+
+def test_plot_metrics_and_loss_values_match_the_record():
+    learn = make_learner(metrics=[accuracy, error_rate])
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2)
+    rec = learn.recorder
+    fig = rec.plot_metrics()
+    vis = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in vis] == ["loss", "accuracy", "error_rate"]
+    tr, va = vis[0].get_lines()
+    assert list(tr.get_ydata()) == pytest.approx([v[0] for v in rec.values])
+    assert list(va.get_ydata()) == pytest.approx([v[1] for v in rec.values])
+    assert list(vis[2].get_lines()[0].get_ydata()) == pytest.approx([v[3] for v in rec.values])
+    fig = rec.plot_loss(skip_start=10)
+    tr, va = fig.axes[0].get_lines()
+    assert list(tr.get_xdata()) == list(range(10, 16)) and list(va.get_xdata()) == [16]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train", "valid"]
+    plt.close("all")

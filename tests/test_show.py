@@ -153,3 +153,100 @@ def test_format_value():
     assert format_value(torch.tensor([0.0, 1.0, 1.0]), "multicategory") == "1;2"
     assert format_value(np.float32(2.5), "regression") == "2.5"
     assert format_value(torch.zeros(3, 10), "generic") == "tensor(3, 10)"
+
+
+# ---- show_batch / show_results on real loaders (mnist_tiny: 28x28 digits), and masks side by side
+from torch import nn  # noqa: E402
+
+from learnkit.basics import (CategoryBlock, DataBlock, Learner, MultiCategoryBlock, RegressionBlock,  # noqa: E402
+                             get_image_files, parent_label, sample_path, GrandparentSplitter)
+from learnkit.data.show import show_sample_pairs  # noqa: E402
+from learnkit.vision.all import ImageBlock, MaskBlock, Normalize, Resize, RandomSplitter  # noqa: E402
+
+MNIST = sample_path("mnist_tiny")
+
+
+def _dls(y_block, get_y, **kw):
+    db = DataBlock(blocks=(ImageBlock, y_block), get_items=get_image_files, get_y=get_y,
+                   splitter=GrandparentSplitter(), batch_tfms=[Normalize.from_stats([0.5] * 3, [0.25] * 3)], **kw)
+    return db.dataloaders(MNIST, bs=8, num_workers=0, shuffle=False)
+
+
+def _learner(dls, n_out):
+    torch.manual_seed(0)
+    return Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, n_out)))
+
+
+def test_show_batch_titles_and_denormalised_pixels_per_block():
+    dls = _dls(CategoryBlock, parent_label)
+    fig = dls.valid.show_batch(max_n=4)
+    vis = _visible(fig)
+    items = dls.valid.dataset.items[:4]
+    assert len(vis) == 4 and [ax.get_title() for ax in vis] == [parent_label(f) for f in items]
+    for ax, f in zip(vis, items):
+        orig = np.asarray(Image.open(f).convert("RGB")).astype(int)
+        assert np.abs(_pixels(ax).astype(int) - orig).max() <= 1  # Normalize undone: pixels as loaded
+    dls = _dls(MultiCategoryBlock, lambda f: ["digit", parent_label(f)])
+    assert [ax.get_title() for ax in _visible(dls.valid.show_batch(max_n=2))] == ["3;digit", "3;digit"]
+    dls = _dls(RegressionBlock, lambda f: float(parent_label(f)) / 2)
+    assert [ax.get_title() for ax in _visible(dls.valid.show_batch(max_n=2))] == ["1.5", "1.5"]
+
+
+def test_show_results_titles_are_target_slash_prediction_by_hand():
+    dls = _dls(CategoryBlock, parent_label)
+    learn = _learner(dls, 2)
+    fig = learn.show_results(max_n=6, shuffle=False)
+    b = dls.valid.one_batch()
+    with learn.no_bar():
+        _, targs, dec = learn.get_preds(dl=[b], with_decoded=True)
+    expected = [f"{dls.vocab[t]}/{dls.vocab[d]}" for t, d in zip(targs.tolist(), dec.tolist())][:6]
+    vis = _visible(fig)
+    assert [ax.get_title() for ax in vis] == expected and len(vis) == 6
+    assert len(vis[0].images) == 1 and _pixels(vis[0]).dtype == np.uint8
+
+    dls = _dls(MultiCategoryBlock, lambda f: ["digit", parent_label(f)])
+    learn = _learner(dls, 3)
+    with torch.no_grad():
+        learn.model[1].weight.zero_()
+        learn.model[1].bias.copy_(torch.tensor([-1.0, 1.0, 1.0]))  # always predicts vocab[1:] = 7;digit
+    assert dls.vocab == ["3", "7", "digit"]
+    assert [ax.get_title() for ax in _visible(learn.show_results(max_n=2, shuffle=False))] == ["3;digit/7;digit"] * 2
+
+    dls = _dls(RegressionBlock, lambda f: float(parent_label(f)))
+    learn = _learner(dls, 1)
+    with torch.no_grad():
+        learn.model[1].weight.zero_()
+        learn.model[1].bias.fill_(0.25)
+    assert [ax.get_title() for ax in _visible(learn.show_results(max_n=3, shuffle=False))] == ["3/0.25"] * 3
+
+
+def test_show_results_draws_masks_target_beside_prediction():
+    path = sample_path("camvid_tiny")
+    codes = (path / "codes.txt").read_text().split()
+    db = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=get_image_files,
+                   get_y=lambda o: path / "labels" / f"{o.stem}_P{o.suffix}", splitter=RandomSplitter(seed=0),
+                   item_tfms=Resize(16))
+    dls = db.dataloaders(path / "images", bs=4, num_workers=0)
+    torch.manual_seed(0)
+    learn = Learner(dls, nn.Conv2d(3, len(codes), 3, padding=1))
+    fig = learn.show_results(max_n=3, shuffle=False)
+    assert len(fig.axes) == 6 and [ax.get_title() for ax in fig.axes] == ["target", "prediction"] * 3
+    assert [len(ax.images) for ax in fig.axes] == [2] * 6  # image + overlaid mask in each panel
+    x, y = dls.valid.one_batch()
+    with torch.no_grad():
+        pred = learn.model(x).argmax(1)
+    for r in range(3):
+        assert np.array_equal(_pixels(fig.axes[2 * r], 1), y[r].cpu().numpy() % 20)
+        assert np.array_equal(_pixels(fig.axes[2 * r + 1], 1), pred[r].numpy() % 20)
+        assert np.array_equal(_pixels(fig.axes[2 * r], 0), _pixels(fig.axes[2 * r + 1], 0))  # same image
+
+
+def test_show_sample_pairs_rows_and_errors():
+    img = _img(4, 4)
+    t = [(img, torch.zeros(4, 4, dtype=torch.long))] * 2
+    p = [(img, torch.ones(4, 4, dtype=torch.long))] * 2
+    fig = show_sample_pairs(t, p, ("image", "mask"), titles=("truth", "guess"))
+    assert [ax.get_title() for ax in fig.axes] == ["truth", "guess"] * 2
+    assert _pixels(fig.axes[1], 1).tolist() == [[1] * 4] * 4
+    with pytest.raises(ValueError, match="1 predictions for 2 targets"):
+        show_sample_pairs(t, p[:1], ("image", "mask"))

@@ -1,11 +1,13 @@
 """Progress bars (tqdm.auto: terminal or notebook) for each training/validation phase, and the per-epoch table."""
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
+from ..utils import Path, atomic_write
 from .core import Callback
 
 __all__ = ["ProgressCallback", "ShowGraphCallback", "TableWriter"]
@@ -101,23 +103,35 @@ class ProgressCallback(Callback):
 
 
 class ShowGraphCallback(Callback):
-    """Plots the training and validation losses after each epoch on one figure (``self.fig``), updated in a notebook."""
+    """Plots the training and validation losses after each epoch on one figure (``self.fig``, axes ``self.ax``).
+
+    In a notebook the figure is shown once and updated in place. In a script nothing is shown (no blocking):
+    with ``fname`` the figure is written there (atomically, any matplotlib format) after each epoch; without,
+    it stays in ``self.fig`` for ``cb.fig.savefig(...)``. The x axis spans the whole fit's training batches.
+    """
 
     order, run_valid = 65, False
 
-    def __init__(self) -> None:
+    def __init__(self, fname: str | os.PathLike | None = None) -> None:
+        self.fname = fname
         self.fig: Any = None
+        self.ax: Any = None
         self._handle: Any = None
         self._skip = False
+        self._total = 0
 
     def before_fit(self) -> None:
         """A fresh figure per fit (none during ``lr_find``, which keeps the last one)."""
         self._skip = hasattr(self.learn, "lr_finder") or getattr(self.learn, "recorder", None) is None
         if not self._skip:
-            self.fig, self._handle = None, None
+            self.fig, self.ax, self._handle = None, None, None
+            try:
+                self._total = self.learn.n_epoch * len(self.learn.dls.train)
+            except TypeError:  # a training loader without a length
+                self._total = 0
 
     def after_epoch(self) -> None:
-        """Redraw the losses recorded so far."""
+        """Redraw the losses recorded so far; update the notebook display or the file."""
         if self._skip:
             return
         import matplotlib.pyplot as plt
@@ -125,15 +139,31 @@ class ShowGraphCallback(Callback):
             self.fig, self.ax = plt.subplots()
         self.ax.clear()
         self.learn.recorder.plot_loss(skip_start=0, ax=self.ax)
+        if self._total:
+            self.ax.set_xlim(0, self._total)
         self.ax.set_title(f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch}")
-        try:  # in a notebook, show the figure once and update it in place
-            from IPython import get_ipython
+        if self.fname is not None:
+            self._save()
+        if _in_notebook():
             from IPython.display import display
-        except ImportError:
-            return
-        if get_ipython() is not None:
             if self._handle is None:
                 self._handle = display(self.fig, display_id=True)
                 plt.close(self.fig)  # shown through the handle only, not again at the end of the cell
             else:
                 self._handle.update(self.fig)
+
+    def _save(self) -> None:
+        fname = Path(self.fname)
+        fmt = fname.suffix[1:] or "png"
+        with atomic_write(fname, "wb") as f:
+            self.fig.savefig(f, format=fmt)
+
+
+def _in_notebook() -> bool:
+    """Whether an IPython kernel with rich display runs this (a notebook), not a terminal or a script."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    return ip is not None and type(ip).__name__ != "TerminalInteractiveShell"

@@ -248,8 +248,12 @@ class Recorder(Callback):
         return fig
 
     def plot_lr_find(self, skip_end: int = 5, suggestions: list[tuple[float, float]] | None = None,
-                     nms: list[str] | None = None) -> "Figure":
-        """Loss against learning rate (log scale) from ``lr_find``, with the suggested lrs marked."""
+                     nms: list[str] | None = None, suggested: list[float] | None = None) -> "Figure":
+        """Loss against learning rate (log scale) from ``lr_find``, each suggestion marked by a point and legend.
+
+        ``suggestions`` are the ``(lr, loss)`` points each function looked at, ``nms`` their names and
+        ``suggested`` the lrs they suggest (shown in the legend; ``minimum`` suggests a tenth of its point's lr).
+        """
         import matplotlib.pyplot as plt
         lrs = self.lrs[:-skip_end] if skip_end else self.lrs
         losses = self.losses[:-skip_end] if skip_end else self.losses
@@ -260,7 +264,8 @@ class Recorder(Callback):
         ax.set_ylabel("Loss")
         if suggestions:
             colors = plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]
-            for (lr, loss), nm, c in zip(suggestions, nms or [""] * len(suggestions), colors):
-                ax.plot(lr, loss, "o", label=f"{nm}: {lr:.2e}", c=c)
+            shown = suggested if suggested is not None else [lr for lr, _ in suggestions]
+            for (lr, loss), nm, sug, c in zip(suggestions, nms or [""] * len(suggestions), shown, colors):
+                ax.plot(lr, loss, "o", label=f"{nm}: {sug:.2e}", c=c)
             ax.legend(loc="best")
         return fig

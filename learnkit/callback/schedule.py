@@ -447,6 +447,6 @@ def lr_find(learn: "Learner", start_lr: float = 1e-7, end_lr: float = 10, num_it
     names = [getattr(getattr(f, "func", f), "__name__", f"suggestion{i}") for i, f in enumerate(funcs)]
     results = [f(lrs, losses, finder.num_it) for f in funcs]
     if show_plot:
-        rec.plot_lr_find(suggestions=[r[1] for r in results], nms=names)
+        rec.plot_lr_find(suggestions=[r[1] for r in results], nms=names, suggested=[r[0] for r in results])
     SuggestedLRs = namedtuple("SuggestedLRs", names)
     return SuggestedLRs(*[r[0] for r in results])

@@ -16,8 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
 
-__all__ = ["show_image", "show_titled_grid", "show_samples", "show_sample", "format_value", "IMAGE_KINDS",
-           "MASK_CMAP", "MASK_ALPHA"]
+__all__ = ["show_image", "show_titled_grid", "show_samples", "show_sample", "show_sample_pairs", "format_value",
+           "IMAGE_KINDS", "MASK_CMAP", "MASK_ALPHA"]
 
 IMAGE_KINDS = ("image", "mask")  # kinds drawn as pictures; other kinds become the title
 MASK_CMAP = "tab20"  # class id k always gets colour k % 20, whatever ids a mask holds
@@ -239,5 +239,29 @@ def show_samples(samples: Sequence[Sequence], kinds: Sequence[str], max_n: int =
             show_sample(samples[i], kinds, ax=ax, title=None if titles is None else titles[i])
         else:
             ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def show_sample_pairs(targets: Sequence[Sequence], predictions: Sequence[Sequence], kinds: Sequence[str],
+                      max_n: int = 9, figsize: tuple | None = None,
+                      titles: tuple[str, str] = ("target", "prediction")) -> Figure:
+    """Two columns, one row per sample: each target sample beside the same sample with the prediction as target.
+
+    Used where the target is itself a picture (a mask overlaid on its image): ``targets[i]`` and
+    ``predictions[i]`` are decoded samples drawn with ``show_sample``; column titles are ``titles``.
+    """
+    n = _n_shown(len(targets), max_n, None, None)
+    if len(predictions) < n:
+        raise ValueError(f"show_sample_pairs: {len(predictions)} predictions for {n} targets: give one per target.")
+    n = max(n, 1)
+    fig, axs = plt.subplots(n, 2, figsize=figsize or (2 * _IM_SIZE, n * _IM_SIZE), squeeze=False)
+    for r in range(n):
+        if r < len(targets):
+            show_sample(targets[r], kinds, ax=axs[r, 0], title=titles[0])
+            show_sample(predictions[r], kinds, ax=axs[r, 1], title=titles[1])
+        else:
+            axs[r, 0].set_visible(False)
+            axs[r, 1].set_visible(False)
     fig.tight_layout()
     return fig
