@@ -14,10 +14,25 @@ import torch
 __all__ = ["Adam", "SGD", "RAdam", "Lookahead", "ranger", "momentum_key"]
 
 
+def _all_cuda_floats(params: list) -> bool:
+    """True when every parameter (plain or in param-group dicts) is a floating-point CUDA tensor."""
+    ps = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    return bool(ps) and all(isinstance(p, torch.Tensor) and p.is_cuda and p.is_floating_point() for p in ps)
+
+
 def Adam(params: Iterable, lr: float = 1e-3, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
-         wd: float = 0.01, decouple_wd: bool = True, **kwargs: Any) -> torch.optim.Optimizer:
-    """Adam with fastai's defaults (betas 0.9/0.99, eps 1e-5) and decoupled weight decay (AdamW)."""
+         wd: float = 0.01, decouple_wd: bool = True, fused: bool | None = None, **kwargs: Any) -> torch.optim.Optimizer:
+    """Adam with fastai's defaults (betas 0.9/0.99, eps 1e-5) and decoupled weight decay (AdamW).
+
+    ``fused=None`` uses torch's fused kernel (one launch for all parameters) when every parameter is on CUDA.
+    """
     cls = torch.optim.AdamW if decouple_wd else torch.optim.Adam
+    params = [dict(g, params=[g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"]))
+              if isinstance(g, dict) else g for g in params]
+    if fused is None:
+        fused = _all_cuda_floats(params) or None
+    if fused:
+        kwargs["fused"] = True
     return cls(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd, **kwargs)
 
 
