@@ -257,8 +257,22 @@ def ImageBlock(cls: type = PILImage) -> TransformBlock:
                           batch_tfms=[IntToFloatTensor()], name="ImageBlock", config={"cls": cls.__name__})
 
 
+class MaskCodes:
+    """Type transform that passes masks through and carries their ``codes`` as the block's vocab (``dls.vocab``, ``dls.c``)."""
+
+    def __init__(self, codes: Sequence | None = None) -> None:
+        self.vocab = None if codes is None else list(codes)
+
+    def setup(self, train_values: Iterable) -> None:
+        """Nothing to learn: the codes are given (the masks are not read)."""
+
+    def __call__(self, mask: Any) -> Any:
+        """The mask, unchanged."""
+        return mask
+
+
 def MaskBlock(codes: Sequence | None = None) -> TransformBlock:
     """Segmentation target: path/array -> PIL mask of class ids -> int64 HW tensor (``codes`` names the ids)."""
     codes_list = None if codes is None else [c.item() if isinstance(c, np.generic) else c for c in list(codes)]
-    return TransformBlock("mask", type_tfms=[PILMask.create], item_tfms=[ToTensor()],
+    return TransformBlock("mask", type_tfms=[PILMask.create, MaskCodes(codes_list)], item_tfms=[ToTensor()],
                           batch_tfms=[IntToFloatTensor()], name="MaskBlock", config={"codes": codes_list})

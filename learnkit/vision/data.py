@@ -20,9 +20,9 @@ from ..data.core import DataLoaders
 from ..data.getters import ColReader, ImageGetter, RegexLabeller, parent_label, using_attr
 from ..data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from ..utils import Path
-from .core import ImageBlock, PILImage
+from .core import ImageBlock, MaskBlock, PILImage
 
-__all__ = ["ImageDataLoaders"]
+__all__ = ["ImageDataLoaders", "SegmentationDataLoaders"]
 
 
 def _is_listy(x: Any) -> bool:
@@ -150,3 +150,32 @@ class ImageDataLoaders(DataLoaders):
                            splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=item_tfms, batch_tfms=batch_tfms)
         return cls.from_dblock(dblock, list(zip(fnames, labels)), path=path, **kwargs)
 
+
+
+class SegmentationDataLoaders(DataLoaders):
+    """Factories that build segmentation ``DataLoaders`` (an image and its mask of class ids) in one line."""
+
+    @classmethod
+    def from_label_func(cls, path: str | os.PathLike, fnames: Sequence, label_func: Callable,
+                        codes: Sequence | None = None, valid_pct: float = 0.2, seed: int | None = None,
+                        item_tfms: Any = None, batch_tfms: Any = None, img_cls: type = PILImage,
+                        **kwargs: Any) -> DataLoaders:
+        """Images ``fnames`` with masks at ``label_func(image_path)``, split at random; ``codes`` name the class ids.
+
+        Every item and batch transform moves a mask with its image (nearest resampling for masks).
+        Extra keyword arguments (``bs``, ``num_workers``, ``device``, ``val_bs``) go to ``DataBlock.dataloaders``.
+        """
+        if isinstance(fnames, (str, os.PathLike)):
+            raise TypeError(f"SegmentationDataLoaders.from_label_func: fnames must be a list of image files (e.g. "
+                            f"get_image_files(path/'images')), not the single path {os.fspath(fnames)!r}.")
+        fnames = list(fnames)
+        if not fnames:
+            raise ValueError("SegmentationDataLoaders.from_label_func: fnames is empty; check the folder you listed "
+                             "the images from.")
+        if not callable(label_func):
+            raise TypeError(f"SegmentationDataLoaders.from_label_func: label_func must be a function from an image "
+                            f"path to its mask's path, not {label_func!r}.")
+        dblock = DataBlock(blocks=(ImageBlock(img_cls), MaskBlock(codes=codes)),
+                           splitter=RandomSplitter(valid_pct, seed=seed), get_y=label_func,
+                           item_tfms=item_tfms, batch_tfms=batch_tfms)
+        return dblock.dataloaders(fnames, path=path, **kwargs)
