@@ -17,11 +17,11 @@ convs after the last stage are pruned, as timm's ``features_only`` does). The du
 Departures: ``norm_type`` takes ``None`` (fastai's default for the U-Net: no norm in decoder convs),
 ``'batch'`` or ``'instance'``; weight and spectral norm are left out (torch implements them with
 hooks or parametrizations, which don't pickle). ``SelfAttention`` uses plain 1x1 convs for the same reason.
+``ConvLayer``, ``ResBlock``, ``NormType`` and ``BatchNorm`` come from ``learnkit.vision.layers`` (re-exported here).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,38 +29,12 @@ from torch import nn
 
 from ..layers import SigmoidRange
 from .backbones import TimmBody
+from .layers import BatchNorm, ConvLayer, NormType, ResBlock, _check_norm
 
 __all__ = [
     "DynamicUnet", "UnetBlock", "PixelShuffle_ICNR", "icnr_init", "SelfAttention", "ResizeToOrig", "ConvLayer",
     "ResBlock", "NormType", "unet_encoder_sizes",
 ]
-
-
-class NormType:
-    """Normalisation used by the decoder's conv layers (``None``: none, fastai's U-Net default)."""
-
-    Batch = "batch"
-    BatchZero = "batch_zero"  # batch norm whose weight starts at 0 (last conv of a residual path)
-    Instance = "instance"
-
-
-_NORMS = (None, NormType.Batch, NormType.BatchZero, NormType.Instance)
-
-
-def _check_norm(norm_type: Any) -> str | None:
-    if norm_type not in _NORMS:
-        raise ValueError(f"norm_type={norm_type!r}: use None (no norm, the default), 'batch' or 'instance'. Weight "
-                         f"and spectral norm are not supported (they rely on hooks, which don't pickle).")
-    return norm_type
-
-
-def _batchnorm(nf: int, zero: bool = False) -> nn.BatchNorm2d:
-    """fastai's BatchNorm: weight 1 (0 when ``zero``), bias 1e-3."""
-    bn = nn.BatchNorm2d(nf)
-    with torch.no_grad():
-        bn.weight.fill_(0.0 if zero else 1.0)
-        bn.bias.fill_(1e-3)
-    return bn
 
 
 def _init_all(m: nn.Module, func: Callable | None) -> None:
@@ -76,51 +50,6 @@ def _init_all(m: nn.Module, func: Callable | None) -> None:
                 b = getattr(x, "bias", None)
                 if isinstance(b, nn.Parameter):
                     b.zero_()
-
-
-class ConvLayer(nn.Sequential):
-    """Conv2d, then (batch or instance) norm, then ReLU (fastai's ``ConvLayer`` with ``bn_1st=True``), plus ``xtra``."""
-
-    def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 1, norm_type: str | None = NormType.Batch,
-                 act: bool = True, bias: bool | None = None, bias_std: float | None = 0.01,
-                 xtra: nn.Module | None = None) -> None:
-        _check_norm(norm_type)
-        bn = norm_type in (NormType.Batch, NormType.BatchZero)
-        inn = norm_type == NormType.Instance
-        if bias is None:
-            bias = not (bn or inn)
-        conv = nn.Conv2d(ni, nf, kernel_size=ks, stride=stride, padding=(ks - 1) // 2, bias=bias)
-        if act:
-            nn.init.kaiming_uniform_(conv.weight)  # fastai's 'auto' init for ReLU
-        if conv.bias is not None and bias_std is not None:
-            with torch.no_grad():
-                conv.bias.normal_(0, bias_std) if bias_std != 0 else conv.bias.zero_()
-        layers: list[nn.Module] = [conv]
-        if bn:
-            layers.append(_batchnorm(nf, zero=norm_type == NormType.BatchZero))
-        if inn:
-            layers.append(nn.InstanceNorm2d(nf, affine=True))
-        if act:
-            layers.append(nn.ReLU())
-        if xtra is not None:
-            layers.append(xtra)
-        super().__init__(*layers)
-
-
-class ResBlock(nn.Module):
-    """Residual block of two 3x3 ``ConvLayer``s, ``ni -> nf`` (fastai's ``ResBlock(1, ni, nf)``)."""
-
-    def __init__(self, ni: int, nf: int, norm_type: str | None = NormType.Batch) -> None:
-        super().__init__()
-        norm2 = NormType.BatchZero if norm_type == NormType.Batch else norm_type
-        self.convpath = nn.Sequential(ConvLayer(ni, nf, norm_type=norm_type),
-                                      ConvLayer(nf, nf, norm_type=norm2, act=False))
-        self.idpath = ConvLayer(ni, nf, ks=1, act=False, norm_type=NormType.Batch) if ni != nf else nn.Identity()
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``relu(convpath(x) + idpath(x))``."""
-        return self.act(self.convpath(x) + self.idpath(x))
 
 
 def icnr_init(x: torch.Tensor, scale: int = 2, init: Callable = nn.init.kaiming_normal_) -> torch.Tensor:
@@ -195,7 +124,7 @@ class UnetBlock(nn.Module):
                  norm_type: str | None = None) -> None:
         super().__init__()
         self.shuf = PixelShuffle_ICNR(up_in_c, up_in_c // 2, blur=blur, norm_type=norm_type)
-        self.bn = _batchnorm(x_in_c)
+        self.bn = BatchNorm(x_in_c)
         ni = up_in_c // 2 + x_in_c
         nf = ni if final_div else ni // 2
         self.conv1 = ConvLayer(ni, nf, norm_type=norm_type)
@@ -305,7 +234,7 @@ class DynamicUnet(nn.Module):
                              f"{[tuple(s[-2:]) for s in sizes]}), so there are no skip connections to use.")
         self.skip_idxs = idxs  # stages (shallow to deep) whose outputs feed the decoder
         ni = int(sizes[-1][1])
-        self.bn = _batchnorm(ni)
+        self.bn = BatchNorm(ni)
         self.relu = nn.ReLU()
         self.middle_conv = nn.Sequential(ConvLayer(ni, ni * 2, norm_type=norm_type),
                                          ConvLayer(ni * 2, ni, norm_type=norm_type))
@@ -326,9 +255,10 @@ class DynamicUnet(nn.Module):
         self.resize = ResizeToOrig()
         self.last_cross = last_cross
         nc = up_c + n_in if last_cross else up_c
-        self.res_block = ResBlock(nc, nc // 2 if bottle else nc, norm_type=norm_type) if last_cross else nn.Identity()
+        self.res_block = (ResBlock(1, nc, nc // 2 if bottle else nc, norm_type=norm_type) if last_cross
+                          else nn.Identity())
         nc = (nc // 2 if bottle else nc) if last_cross else nc
-        self.final_conv = ConvLayer(nc, n_out, ks=1, act=False, norm_type=norm_type)
+        self.final_conv = ConvLayer(nc, n_out, ks=1, act_cls=None, norm_type=norm_type)
         self.y_range = None if y_range is None else SigmoidRange(*y_range)
         _init_all(nn.Sequential(self.middle_conv, self.res_block), init)
 

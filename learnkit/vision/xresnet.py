@@ -8,147 +8,30 @@ at ``-4`` (before the pooling) as fastai's ``model_meta`` does, splitting it wit
 
 Initialisation as fastai: every conv and linear weight kaiming-normal, every bias zero (BatchNorm
 biases too), BatchNorm weights one except the last BatchNorm of each ``ResBlock``'s conv path, which
-starts at zero (each residual block begins as the identity).
+starts at zero (each residual block begins as the identity). The blocks (``ConvLayer``, ``ResBlock``,
+``SEModule``, ``SimpleSelfAttention``) live in ``learnkit.vision.layers`` and are re-exported here.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 from torch import nn
-from torch.nn.utils import spectral_norm
+
+from .layers import (
+    AdaptiveAvgPool,
+    ConvLayer,
+    MaxPool,
+    ResBlock,
+    SEModule,
+    SimpleSelfAttention,
+)
 
 __all__ = [
     "ConvLayer", "ResBlock", "SEModule", "SimpleSelfAttention", "XResNet", "init_cnn", "xresnet_split",
     "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152",
     "xresnet18_deep", "xresnet34_deep", "xresnet50_deep", "xresnet18_deeper", "xresnet34_deeper", "xresnet50_deeper",
 ]
-
-
-def _nd(prefix: str, ndim: int) -> type:
-    if ndim not in (1, 2, 3):
-        raise ValueError(f"ndim={ndim!r}: xresnet layers exist for 1, 2 or 3 spatial dimensions.")
-    return getattr(nn, f"{prefix}{ndim}d")
-
-
-def AvgPool(ks: int = 2, stride: int | None = None, padding: int = 0, ndim: int = 2,
-            ceil_mode: bool = False) -> nn.Module:
-    """``nn.AvgPool{ndim}d`` (fastai's helper)."""
-    return _nd("AvgPool", ndim)(ks, stride=stride, padding=padding, ceil_mode=ceil_mode)
-
-
-def MaxPool(ks: int = 2, stride: int | None = None, padding: int = 0, ndim: int = 2,
-            ceil_mode: bool = False) -> nn.Module:
-    """``nn.MaxPool{ndim}d`` (fastai's helper, which ignores ``ceil_mode``)."""
-    return _nd("MaxPool", ndim)(ks, stride=stride, padding=padding)
-
-
-def _batchnorm(nf: int, ndim: int, zero: bool) -> nn.Module:
-    bn = _nd("BatchNorm", ndim)(nf)
-    with torch.no_grad():
-        bn.bias.fill_(1e-3)
-        bn.weight.fill_(0.0 if zero else 1.0)
-    return bn
-
-
-class ConvLayer(nn.Sequential):
-    """fastai's ConvLayer: conv (no bias before a BatchNorm), BatchNorm (``bn_zero``: weight 0), activation."""
-
-    def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
-                 bias: bool | None = None, ndim: int = 2, norm: bool = True, bn_zero: bool = False,
-                 act_cls: Callable[[], nn.Module] | None = nn.ReLU, groups: int = 1) -> None:
-        padding = (ks - 1) // 2 if padding is None else padding
-        bias = (not norm) if bias is None else bias
-        conv = _nd("Conv", ndim)(ni, nf, kernel_size=ks, stride=stride, padding=padding, bias=bias, groups=groups)
-        layers: list[nn.Module] = [conv]
-        if norm:
-            layers.append(_batchnorm(nf, ndim, bn_zero))
-        if act_cls is not None:
-            layers.append(act_cls())
-        super().__init__(*layers)
-
-
-class SEModule(nn.Module):
-    """Squeeze-and-excitation: ``x * sigmoid(conv(act(conv(avgpool(x)))))`` (fastai's layer names: ``layers``)."""
-
-    def __init__(self, ch: int, reduction: int, act_cls: Callable[[], nn.Module] = nn.ReLU, ndim: int = 2) -> None:
-        super().__init__()
-        nf = math.ceil(ch // reduction / 8) * 8
-        self.layers = nn.ModuleList([_nd("AdaptiveAvgPool", ndim)(1),
-                                     ConvLayer(ch, nf, ks=1, norm=False, act_cls=act_cls, ndim=ndim),
-                                     ConvLayer(nf, ch, ks=1, norm=False, act_cls=nn.Sigmoid, ndim=ndim)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Channel-reweighted ``x``."""
-        g = x
-        for layer in self.layers:
-            g = layer(g)
-        return x * g
-
-
-class SimpleSelfAttention(nn.Module):
-    """fastai's SimpleSelfAttention: ``gamma * (x x^T) conv(x) + x`` over flattened positions (gamma starts at 0)."""
-
-    def __init__(self, n_in: int, ks: int = 1, sym: bool = False) -> None:
-        super().__init__()
-        self.sym, self.n_in = sym, n_in
-        conv = nn.Conv1d(n_in, n_in, ks, padding=ks // 2, bias=False)
-        nn.init.kaiming_normal_(conv.weight)
-        self.conv = spectral_norm(conv)
-        self.gamma = nn.Parameter(torch.tensor([0.0]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Self-attended ``x`` (same shape)."""
-        size = x.size()
-        x = x.view(*size[:2], -1)
-        if self.sym:  # symmetric kernel, computed functionally (fastai reassigns conv.weight in place)
-            c = self.conv.weight.view(self.n_in, self.n_in)
-            convx = torch.nn.functional.conv1d(x, ((c + c.t()) / 2).view(self.n_in, self.n_in, 1))
-        else:
-            convx = self.conv(x)
-        xxT = torch.bmm(x, x.permute(0, 2, 1).contiguous())
-        o = self.gamma * torch.bmm(xxT, convx) + x
-        return o.view(*size).contiguous()
-
-
-class ResBlock(nn.Module):
-    """fastai's ResBlock: ``act(convpath(x) + idpath(x))``; ``expansion`` 1 (basic) or 4 (bottleneck)."""
-
-    def __init__(self, expansion: int, ni: int, nf: int, stride: int = 1, groups: int = 1,
-                 reduction: int | None = None, nh1: int | None = None, nh2: int | None = None, dw: bool = False,
-                 g2: int = 1, sa: bool = False, sym: bool = False, act_cls: Callable[[], nn.Module] = nn.ReLU,
-                 ndim: int = 2, ks: int = 3, pool: Callable[..., nn.Module] = AvgPool, pool_first: bool = True) -> None:
-        super().__init__()
-        nh2 = nf if nh2 is None else nh2
-        nh1 = nh2 if nh1 is None else nh1
-        nf, ni = nf * expansion, ni * expansion
-        k0 = dict(act_cls=act_cls, ndim=ndim)
-        k1 = dict(act_cls=None, ndim=ndim, bn_zero=True)
-        if expansion == 1:
-            convpath: list[nn.Module] = [ConvLayer(ni, nh2, ks, stride=stride, groups=ni if dw else groups, **k0),
-                                         ConvLayer(nh2, nf, ks, groups=g2, **k1)]
-        else:
-            convpath = [ConvLayer(ni, nh1, 1, **k0),
-                        ConvLayer(nh1, nh2, ks, stride=stride, groups=nh1 if dw else groups, **k0),
-                        ConvLayer(nh2, nf, 1, groups=g2, **k1)]
-        if reduction:
-            convpath.append(SEModule(nf, reduction=reduction, act_cls=act_cls, ndim=ndim))
-        if sa:
-            convpath.append(SimpleSelfAttention(nf, ks=1, sym=sym))
-        self.convpath = nn.Sequential(*convpath)
-        idpath: list[nn.Module] = []
-        if ni != nf:
-            idpath.append(ConvLayer(ni, nf, 1, act_cls=None, ndim=ndim))
-        if stride != 1:
-            idpath.insert(0 if pool_first else 1, pool(stride, ndim=ndim, ceil_mode=True))
-        self.idpath = nn.Sequential(*idpath)
-        self.act = nn.ReLU(inplace=True) if act_cls is nn.ReLU else act_cls()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Residual sum, then the activation."""
-        return self.act(self.convpath(x) + self.idpath(x))
 
 
 def init_cnn(m: nn.Module) -> None:
@@ -180,7 +63,7 @@ class XResNet(nn.Sequential):
         blocks = [self._make_layer(block_szs[i], block_szs[i + 1], n, 1 if i == 0 else stride,
                                    sa and i == len(layers) - 4, **kwargs) for i, n in enumerate(layers)]
         super().__init__(*stem, MaxPool(ks=ks, stride=stride, padding=ks // 2, ndim=ndim), *blocks,
-                         _nd("AdaptiveAvgPool", ndim)(1), nn.Flatten(), nn.Dropout(p),
+                         AdaptiveAvgPool(1, ndim), nn.Flatten(), nn.Dropout(p),
                          nn.Linear(block_szs[-1] * expansion, n_out))
         init_cnn(self)
 
