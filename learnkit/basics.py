@@ -26,12 +26,16 @@ from learnkit.callback.precision import (MixedPrecision)  # noqa: F401
 from learnkit.callback.tracker import (TrackerCallback, SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau)  # noqa: F401
 from learnkit.callback.training import (BnFreeze, GradientAccumulation, GradientClip, TerminateOnNaNCallback)  # noqa: F401
 from learnkit.callback.logger import (CSVLogger, TensorBoardCallback)  # noqa: F401
+from learnkit.callback.mixup import (MixHandler, MixUp, CutMix)  # noqa: F401
+from learnkit.callback.progressive import (ProgressiveResize)  # noqa: F401
 from learnkit.losses import (CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat, LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat, FocalLoss, FocalLossFlat, DiceLoss)  # noqa: F401
 from learnkit.metrics import (Metric, AvgMetric, AccumMetric, accuracy, error_rate, top_k_accuracy, accuracy_multi, FBeta, F1Score, Precision, Recall, BalancedAccuracy, MatthewsCorrCoef, RocAuc, RocAucBinary, mse, rmse, mae, msle, exp_rmspe, R2Score, foreground_acc, Dice, DiceMulti, JaccardCoeff)  # noqa: F401
 from learnkit.optimizer import (Adam, SGD, RAdam, Lookahead, ranger)  # noqa: F401
 from learnkit.learner import (Learner, trainable_params)  # noqa: F401
 from learnkit.export import (load_learner)  # noqa: F401
-from learnkit.samples import (sample_path)  # noqa: F401
+from learnkit.interpret import (Interpretation, ClassificationInterpretation, SegmentationInterpretation)  # noqa: F401
+from learnkit.samples import (sample_path, SAMPLES)  # noqa: F401
+from learnkit.data.external import (URLs, untar_data, download_url)  # noqa: F401
 
 __all__ = [
     "torch", "nn", "F", "tensor", "np", "pd", "plt", "partial", "Path", "set_seed", "default_device", "atomic_write",
@@ -53,4 +57,7 @@ __all__ = [
     "Precision", "Recall", "BalancedAccuracy", "MatthewsCorrCoef", "RocAuc", "RocAucBinary", "mse", "rmse",
     "mae", "msle", "exp_rmspe", "R2Score", "foreground_acc", "Dice", "DiceMulti", "JaccardCoeff", "Adam",
     "SGD", "RAdam", "Lookahead", "ranger", "Learner", "trainable_params", "load_learner", "sample_path",
+    "MixHandler", "MixUp", "CutMix", "ProgressiveResize",
+    "SAMPLES", "URLs", "untar_data", "download_url",
+    "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
 ]

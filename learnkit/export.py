@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
 
 __all__ = ["export_learner", "load_learner", "register_transform", "register_block", "register_loss",
-           "register_model_builder", "ExportError", "FORMAT"]
+           "register_model_builder", "register_data_loaders", "ExportError", "FORMAT"]
 
 FORMAT = "learnkit-export"
 VERSION = 1
@@ -42,6 +42,7 @@ _TRANSFORMS: dict[str, type] = {}
 _BLOCKS: dict[str, Callable[..., TransformBlock]] = {}
 _LOSSES: dict[str, type] = {}
 _MODEL_BUILDERS: dict[str, Callable[[dict], torch.nn.Module]] = {}
+_DATA_LOADERS: dict[str, Callable[[dict, torch.device], Any]] = {}
 
 
 class ExportError(ValueError):
@@ -70,13 +71,20 @@ def register_model_builder(name: str, builder: Callable[[dict], torch.nn.Module]
     _MODEL_BUILDERS[name] = builder
 
 
+def register_data_loaders(type_name: str, from_spec: Callable[[dict, torch.device], Any]) -> None:
+    """Register ``from_spec(spec, device)`` for DataLoaders whose ``spec()`` dict says ``"type": type_name``."""
+    _DATA_LOADERS[type_name] = from_spec
+
+
 def _register_builtins() -> None:
     if _TRANSFORMS:
         return
     from . import losses
     from .vision import augment, core as vcore
     from .vision.learner import build_vision_model
-    for cls in (ToTensor, IntToFloatTensor, *[getattr(augment, n) for n in augment.__all__]):
+    from .vision import batch_augment
+    for cls in (ToTensor, IntToFloatTensor, *[getattr(augment, n) for n in augment.__all__],
+                *[getattr(batch_augment, n) for n in batch_augment.__all__]):
         if isinstance(cls, type) and issubclass(cls, Transform):
             register_transform(cls)
     for name in losses.__all__:
@@ -91,6 +99,14 @@ def _register_builtins() -> None:
     if hasattr(vcore, "MaskBlock"):
         register_block("MaskBlock", lambda codes=None, vocab=None, **_: vcore.MaskBlock(codes=codes or vocab))
     register_model_builder("vision_learner", build_vision_model)
+    from .vision.unet_learner import build_unet_model
+    register_model_builder("unet_learner", build_unet_model)
+    from .collab.learner import build_collab_model
+    from .tabular.data import TabularDataLoaders
+    from .tabular.learner import build_tabular_model
+    register_model_builder("tabular_learner", build_tabular_model)
+    register_model_builder("collab_learner", build_collab_model)
+    register_data_loaders("tabular", TabularDataLoaders.from_spec)
 
 
 # -- describing
@@ -122,6 +138,11 @@ def _loss_config(loss: Any) -> dict:
 
 def _manifest(learn: "Learner", pickled: bool) -> dict:
     dls = learn.dls
+    own = dls.spec() if callable(getattr(dls, "spec", None)) else None
+    if isinstance(own, dict) and own.get("type") in _DATA_LOADERS:  # loaders that describe themselves (tabular)
+        return {"format": FORMAT, "version": VERSION, "learnkit_version": __version__,
+                "model": {"pickled": True} if pickled else learn.model_spec, "data": own,
+                "loss": _loss_config(learn.loss_func)}
     if dls.blocks is None:
         raise ExportError("export needs DataLoaders built from blocks (DataBlock or a factory) so inference knows how "
                           "to load and decode items; plain torch loaders can't be described. Use learn.save() instead.")
@@ -190,6 +211,11 @@ def _read(fname: Path) -> tuple[dict, dict]:
 
 
 def _inference_dls(data: dict, device: torch.device) -> DataLoaders:
+    if "type" in data:  # loaders that described themselves: rebuilt by their registered from_spec
+        if data["type"] not in _DATA_LOADERS:
+            raise ExportError(f"The export holds DataLoaders of type {data['type']!r}, which this learnkit doesn't "
+                              f"know: register it with learnkit.export.register_data_loaders or upgrade learnkit.")
+        return _DATA_LOADERS[data["type"]](data, device)
     blocks = []
     for cfg in data["blocks"]:
         name = cfg["name"]

@@ -296,7 +296,8 @@ class Learner:
     def _one_batch(self) -> None:
         try:
             self._event("before_batch")
-            self.pred = self.model(*self.xb)
+            compiled = self.__dict__.get("_compiled")  # (module, compiled module) from learn.compile()
+            self.pred = (compiled[1] if compiled is not None and compiled[0] is self.model else self.model)(*self.xb)
             self._event("after_pred")
             if self.yb:
                 self.loss_grad = self.loss_func(self.pred, *self.yb)
@@ -476,14 +477,19 @@ class Learner:
         with self.no_bar():
             preds, _, decoded = self.get_preds(dl=dl, with_decoded=True)
         dec = decoded[0]
+        if hasattr(self.dls, "decode_prediction"):  # loaders that shape their own answer (tabular: the row + prediction)
+            return self.dls.decode_prediction(dl, dec, preds[0])
         blocks, n_inp = self.dls.blocks, self.dls.n_inp
         label = blocks[n_inp].decode(dec) if blocks is not None and len(blocks) > n_inp else dec
         return label, dec, preds[0]
 
     def show_results(self, ds_idx: int = 1, dl: Any = None, max_n: int = 9, shuffle: bool = True,
                      **kwargs: Any) -> Any:
-        """Draw ``max_n`` items of one batch titled ``target/prediction`` (decoded); returns the matplotlib figure."""
-        from .data.show import format_value, show_samples  # display sits beside the data layer, not under it
+        """Draw ``max_n`` items of one batch titled ``target/prediction`` (decoded); returns the matplotlib figure.
+
+        Images are de-normalised as loaded; a mask (or points) target is drawn twice, target beside prediction.
+        """
+        from .data.show import format_value, show_sample_pairs, show_samples  # display sits beside the data layer
         dl = self.dls[ds_idx] if dl is None else dl
         if shuffle and getattr(dl, "blocks", None) is not None:
             dl = dl.new(shuffle=True, drop_last=False)
@@ -498,6 +504,9 @@ class Learner:
         blocks = getattr(dl, "blocks", None)
         tb = blocks[n_inp] if blocks is not None and len(blocks) > n_inp else None
         kind = kinds[n_inp] if len(kinds) > n_inp else "generic"
+        if kind in ("mask", "points"):  # the target is a picture: draw target and prediction side by side
+            preds = [tuple(s[:n_inp]) + (dec,) + tuple(s[n_inp + 1:]) for s, dec in zip(samples, decoded)]
+            return show_sample_pairs(samples, preds, kinds, max_n=max_n, **kwargs)
         titles = []
         for s, dec in zip(samples, decoded):
             pred = tb.decode(dec) if tb is not None and tb.kind in ("category", "multicategory") else dec
@@ -556,6 +565,13 @@ class Learner:
         from .export import export_learner  # export sits above the learner in the layering
         return export_learner(self, fname, pickle_model=pickle_model)
 
+    def tta(self, ds_idx: int = 1, dl: Any = None, n: int = 4, item_tfms: Any = None, batch_tfms: Any = None,
+            beta: float | None = 0.25, use_max: bool = False) -> tuple:
+        """Test-time augmentation: ``(preds, targs)`` from ``n`` augmented passes blended with a plain one; see ``learnkit.tta``."""
+        from .tta import tta  # tta sits above the learner in the layering
+        return tta(self, ds_idx=ds_idx, dl=dl, n=n, item_tfms=item_tfms, batch_tfms=batch_tfms, beta=beta,
+                   use_max=use_max)
+
     # -- quiet runs, precision, summary
 
     @contextmanager
@@ -592,6 +608,15 @@ class Learner:
     def to_channels_last(self) -> "Learner":
         """Channels-last memory format for the model."""
         return to_channels_last(self)
+
+    def compile(self, **kwargs: Any) -> "Learner":
+        """Run batches through ``torch.compile(self.model, **kwargs)``; ``learn.model`` stays the plain module.
+
+        Parameters, ``freeze``/``unfreeze``, ``save`` and ``export`` keep working on ``learn.model`` (state-dict
+        names without ``_orig_mod.``); assigning a new ``learn.model`` drops the compiled one.
+        """
+        self._compiled = (self.model, torch.compile(self.model, **kwargs))
+        return self
 
     def summary(self) -> str:
         """Layers, output shapes for one training batch, parameter counts (trainable/frozen); printed and returned."""

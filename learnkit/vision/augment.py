@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..data.normalize import Normalize
 from ..data.transforms import Transform
 from .core import _is_lazy, imagenet_stats, load_pixels
 
@@ -401,15 +402,20 @@ class Albumentations(Transform):
 
 # ---------------------------------------------------------------- batch transforms
 class Flip(Transform):
-    """Batch transform: flip each item horizontally with probability ``p`` (its mask and points with it); training only."""
+    """Batch transform: flip each item horizontally with probability ``p`` (its mask and points with it); training only.
+
+    Alone it is an exact flip (no resampling, any dtype). ``aug_transforms`` / ``setup_aug_tfms``
+    compose it into the geometry matrix of ``batch_augment.AffineCoordTfm``, so the flip costs no
+    extra resampling there. ``batch=True`` flips the whole batch or none of it.
+    """
 
     order = 30
     split_idx = 0
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, batch: bool = False) -> None:
         if not 0 <= p <= 1:
             raise ValueError(f"Flip(p={p}): p is a probability in [0, 1].")
-        self.p = float(p)
+        self.p, self.batch = float(p), bool(batch)
 
     def before_call(self, sample: tuple, kinds: Sequence[str], split_idx: int) -> None:
         """Choose which items of the batch flip (one draw per item, shared by all of its values)."""
@@ -418,7 +424,7 @@ class Flip(Transform):
             ref = next((v for v in sample if isinstance(v, torch.Tensor) and v.ndim > 0), None)
         if ref is None:
             raise ValueError(f"Flip is a batch transform on tensors; the batch (kinds {tuple(kinds)}) has none.")
-        self._flip = torch.rand(ref.shape[0], device=ref.device) < self.p
+        self._flip = torch.rand(1 if self.batch else ref.shape[0], device=ref.device).expand(ref.shape[0]) < self.p
         self._width = ref.shape[-1] if ref.ndim >= 3 else None
 
     def _flipped(self, x: torch.Tensor) -> torch.Tensor:
@@ -443,84 +449,4 @@ class Flip(Transform):
 
     def get_config(self) -> dict:
         """Constructor arguments."""
-        return {"p": self.p}
-
-
-def _stats_tensor(v: Any, name: str) -> torch.Tensor:
-    t = torch.as_tensor(v, dtype=torch.float64).detach().cpu().flatten()  # float64: configs keep the exact values
-    if t.numel() == 0:
-        raise ValueError(f"Normalize: {name} is empty.")
-    return t
-
-
-class Normalize(Transform):
-    """Batch transform: ``(x - mean) / std`` per channel for images (kind 'image' only); ``decode`` undoes it.
-
-    With ``mean``/``std`` left as None, they are computed once, over ``axes``, from the first batch
-    this transform sees (as fastai does at setup), then kept.
-    """
-
-    order = 99
-
-    def __init__(self, mean: Any = None, std: Any = None, axes: Sequence[int] = (0, 2, 3)) -> None:
-        if (mean is None) != (std is None):
-            raise ValueError("Normalize: give both mean and std, or neither (to compute them from the first batch).")
-        self.axes = tuple(int(a) for a in axes)
-        self.mean = None if mean is None else _stats_tensor(mean, "mean")
-        self.std = None if std is None else _stats_tensor(std, "std")
-        if self.std is not None:
-            if self.mean.numel() != self.std.numel():
-                raise ValueError(f"Normalize: mean has {self.mean.numel()} values but std has {self.std.numel()}.")
-            if bool((self.std <= 0).any()):
-                raise ValueError(f"Normalize: std must be positive, got {self.std.tolist()}.")
-        self._cache: dict = {}
-
-    @classmethod
-    def from_stats(cls, mean: Any, std: Any, axes: Sequence[int] = (0, 2, 3)) -> "Normalize":
-        """Normalize with the given per-channel statistics, e.g. ``Normalize.from_stats(*imagenet_stats)``."""
-        return cls(mean, std, axes=axes)
-
-    def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.mean is None:
-            self.mean = x.float().mean(dim=self.axes).detach().cpu().double().flatten()
-            self.std = x.float().std(dim=self.axes).clamp_min(1e-7).detach().cpu().double().flatten()
-            self._cache.clear()
-        key = (x.device, x.dtype, x.ndim)
-        if key not in self._cache:
-            shape = [1] * x.ndim
-            kept = [d for d in range(x.ndim) if d not in {a % x.ndim for a in self.axes}]
-            n = self.mean.numel()
-            if n > 1:
-                if len(kept) != 1 or x.shape[kept[0]] != n:
-                    raise ValueError(f"Normalize has {n} channel statistics but the batch has shape {tuple(x.shape)} "
-                                     f"(axes={self.axes}). For grey (1-channel) images use one mean/std value, or "
-                                     f"load the images in RGB (ImageBlock(cls=PILImage)).")
-                shape[kept[0]] = n
-            # cast on the CPU first: some devices (MPS) have no float64
-            self._cache[key] = (self.mean.to(x.dtype).to(x.device).view(shape), self.std.to(x.dtype).to(x.device).view(shape))
-        return self._cache[key]
-
-    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
-        """(x - mean) / std on the batch's device and dtype."""
-        if not x.is_floating_point():
-            raise TypeError(f"Normalize got a {x.dtype} image batch: it needs floats. IntToFloatTensor (order 10) "
-                            f"must run first; check the batch transforms' order.")
-        mean, std = self._stats(x)
-        return (x - mean) / std
-
-    def decode_image(self, x: torch.Tensor) -> torch.Tensor:
-        """x * std + mean."""
-        if self.mean is None or not x.is_floating_point():
-            return x
-        mean, std = self._stats(x)
-        return x * std + mean
-
-    def get_config(self) -> dict:
-        """Constructor arguments (the statistics as lists)."""
-        return {"mean": None if self.mean is None else self.mean.tolist(),
-                "std": None if self.std is None else self.std.tolist(), "axes": list(self.axes)}
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_cache"] = {}  # device copies are rebuilt where the transform runs
-        return state
+        return {"p": self.p, "batch": True} if self.batch else {"p": self.p}

@@ -26,6 +26,7 @@ from ..optimizer import Adam
 from .augment import Normalize
 from .backbones import ArchInfo, TimmBody, adapt_first_conv, create_arch_model, is_timm_model, model_stats
 from .models import AdaptiveConcatPool2d, SigmoidRange, sigmoid_range
+from .xresnet import xresnet_split
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data.core import DataLoaders
@@ -330,7 +331,8 @@ def vision_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out:
     if splitter is None:
         resnet = (info.source == "torchvision" and info.name.startswith("resnet") and cut is None
                   and isinstance(model[0], nn.Sequential))
-        splitter = resnet_split if resnet else default_split
+        xres = info.source == "callable" and info.name.startswith("learnkit.vision.xresnet:") and cut is None
+        splitter = resnet_split if resnet else xresnet_split if xres else default_split
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter, cbs=cbs,
                     metrics=metrics, path=path, model_dir=model_dir, wd=wd, moms=moms, train_bn=train_bn)
     if is_pretrained:

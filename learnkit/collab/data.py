@@ -1,0 +1,54 @@
+"""``CollabDataLoaders``: user/item/rating tables as tabular loaders (Categorify on user and item, rating as target).
+
+Batches are ``(x, y)`` with ``x`` the ``(bs, 2)`` int64 ids ``[user, item]`` (``n_inp`` 1, as fastai's collab
+loaders, so hand-written ``forward(self, x)`` models from the lessons work) and ``y`` the ``(bs, 1)`` ratings.
+``dls.classes[user_name]`` / ``dls.classes[item_name]`` are the vocabularies (``'#na#'`` at id 0).
+Users or items never seen in training get id 0 at prediction time, with a warning (see ``TabularPandas.new``).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+
+from ..data.blocks import RegressionBlock
+from ..data.splitters import RandomSplitter
+from ..tabular.core import Categorify, TabularPandas
+from ..tabular.data import TabularDataLoaders
+from ..utils import Path
+
+__all__ = ["CollabDataLoaders"]
+
+
+class CollabDataLoaders(TabularDataLoaders):
+    """Loaders for collaborative filtering, built from a ratings table (``from_df`` / ``from_csv``)."""
+
+    @classmethod
+    def from_df(cls, ratings: pd.DataFrame, valid_pct: float = 0.2, user_name: str | None = None,
+                item_name: str | None = None, rating_name: str | None = None, seed: int | None = None,
+                path: str | os.PathLike = ".", bs: int = 64, **kwargs: Any) -> "CollabDataLoaders":
+        """Loaders from a ratings DataFrame (default columns: the first three are user, item, rating)."""
+        cols = list(ratings.columns) if isinstance(ratings, pd.DataFrame) else []
+        if len(cols) < 3 and None in (user_name, item_name, rating_name):
+            raise ValueError("CollabDataLoaders.from_df needs a DataFrame with user, item and rating columns (the first "
+                             "three by default, or name them with user_name=, item_name=, rating_name=).")
+        user_name = cols[0] if user_name is None else user_name
+        item_name = cols[1] if item_name is None else item_name
+        rating_name = cols[2] if rating_name is None else rating_name
+        missing = [n for n in (user_name, item_name, rating_name) if n not in ratings.columns]
+        if missing:
+            raise KeyError(f"Column(s) {missing} are not in the ratings (columns: {cols}).")
+        splits = RandomSplitter(valid_pct=valid_pct, seed=seed)(range(len(ratings)))
+        to = TabularPandas(ratings[[user_name, item_name, rating_name]], procs=[Categorify],
+                           cat_names=[user_name, item_name], y_names=[rating_name], y_block=RegressionBlock(n_out=1),
+                           splits=splits)
+        return cls.from_tabular(to, bs=bs, path=path, with_cont=False, **kwargs)
+
+    @classmethod
+    def from_csv(cls, csv: str | os.PathLike, **kwargs: Any) -> "CollabDataLoaders":
+        """Loaders from a ratings CSV (read with pandas); see ``from_df``."""
+        csv = Path(csv)
+        if not csv.exists():
+            raise FileNotFoundError(f"No ratings CSV at {csv}.")
+        return cls.from_df(pd.read_csv(csv), **kwargs)

@@ -1,0 +1,655 @@
+"""Tabular preprocessing: procs fitted on the training rows of a DataFrame, and ``TabularPandas`` that runs them.
+
+A proc learns its state from the training split only and then applies it, unchanged, to the validation
+rows, to ``test_dl`` frames and to ``predict`` rows:
+
+- ``FillMissing``: continuous columns with missing training values get the training median (by default)
+  and a ``<col>_na`` flag, which becomes a categorical column (as in fastai);
+- ``Categorify``: each categorical column gets a vocabulary of its training values, with ``'#na#'`` at
+  index 0 for missing and unknown values;
+- ``Normalize`` (the same class as the image batch transform): continuous columns become
+  ``(x - mean) / std`` with training statistics.
+
+Procs always run in that order (fastai's ``order``), whatever order they are listed in. The processed frame
+is turned once into whole tensors (``cats`` int64, ``conts`` float32, ``ys``) that the loader slices.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock, resolve_block
+from ..data.normalize import Normalize
+
+__all__ = ["NA", "CategoryMap", "Categorify", "FillStrategy", "FillMissing", "TabularNormalize", "TabularPandas",
+           "cont_cat_split", "emb_sz_rule", "get_emb_sz"]
+
+NA = "#na#"
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars -> Python scalars (JSON-safe, hash-equal to what users type)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _sorted(values: Iterable) -> list:
+    vals = list(values)
+    try:
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=str)
+
+
+def _index_of(vocab: Sequence, col: pd.Series) -> np.ndarray:
+    """Position of each value of ``col`` in ``vocab`` (int64), -1 for missing or unknown values."""
+    idx = pd.Index(list(vocab), dtype=object)
+    return np.asarray(idx.get_indexer(pd.Index(col.to_numpy(), dtype=object)), dtype=np.int64)
+
+
+class CategoryMap(list):
+    """A vocabulary: a list indexable by integer id, with ``o2i`` mapping each value to its id."""
+
+    def __init__(self, items: Iterable = ()) -> None:
+        super().__init__(_plain(v) for v in items)
+        self.o2i = {v: i for i, v in enumerate(self)}
+
+    def map_ids(self, values: Iterable, name: str = "value") -> list[int]:
+        """Values -> ids, with an error naming the first value that is not in the vocabulary."""
+        out = []
+        for v in values:
+            v = _plain(v)
+            if v not in self.o2i:
+                shown = list(self[:8]) + (["..."] if len(self) > 8 else [])
+                raise KeyError(f"{name} {v!r} is not in the vocabulary learned from the training rows "
+                               f"({len(self)} values: {shown}).")
+            out.append(self.o2i[v])
+        return out
+
+
+# -- procs
+
+class FillStrategy:
+    """How ``FillMissing`` picks the fill value of a column (fastai's namespace)."""
+
+    @staticmethod
+    def median(col: pd.Series, fill: Any) -> Any:
+        """The column's median."""
+        return col.median()
+
+    @staticmethod
+    def constant(col: pd.Series, fill: Any) -> Any:
+        """The given constant."""
+        return fill
+
+    @staticmethod
+    def mode(col: pd.Series, fill: Any) -> Any:
+        """The most frequent value."""
+        return col.dropna().value_counts().idxmax()
+
+
+class FillMissing:
+    """Fill missing continuous values with a training statistic and flag them in a ``<col>_na`` categorical column."""
+
+    order = 0
+
+    def __init__(self, fill_strategy: Any = FillStrategy.median, add_col: bool = True,
+                 fill_vals: dict | None = None) -> None:
+        if isinstance(fill_strategy, str):
+            fill_strategy = getattr(FillStrategy, fill_strategy)
+        self.fill_strategy, self.add_col, self.fill_vals = fill_strategy, add_col, dict(fill_vals or {})
+        self.na_dict: dict[str, float] = {}  # columns with missing training values -> fill value
+        self.fills: dict[str, float] = {}  # every continuous column -> fill value (for missing values met later)
+
+    def setup(self, train: pd.DataFrame, cont_names: Sequence[str]) -> None:
+        """Learn a fill value for every continuous column from the training rows."""
+        self.fills = {n: _plain(self.fill_strategy(train[n], self.fill_vals.get(n, 0))) for n in cont_names}
+        self.na_dict = {n: self.fills[n] for n in cont_names if train[n].isnull().any()}
+
+    def new_cat_names(self) -> list[str]:
+        """The flag columns this proc adds."""
+        return [f"{n}_na" for n in self.na_dict] if self.add_col else []
+
+    def apply(self, df: pd.DataFrame, cont_names: Sequence[str]) -> None:
+        """Fill (in place) and add the flag columns."""
+        for n in cont_names:
+            missing = df[n].isnull()
+            if n in self.na_dict and self.add_col:
+                df[f"{n}_na"] = missing.to_numpy()
+            if missing.any():
+                df[n] = df[n].fillna(self.fills.get(n, 0.0))
+
+    def state(self) -> dict:
+        """JSON-safe fitted state."""
+        return {"add_col": self.add_col, "na_dict": self.na_dict, "fills": self.fills}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "FillMissing":
+        """Rebuild a fitted proc from ``state()``."""
+        p = cls(add_col=state["add_col"])
+        p.na_dict, p.fills = dict(state["na_dict"]), dict(state["fills"])
+        return p
+
+    def __repr__(self) -> str:
+        return f"FillMissing(add_col={self.add_col}, na_dict={self.na_dict})"
+
+
+class Categorify:
+    """Categorical columns -> int ids; vocabularies from the training rows, ``'#na#'`` (id 0) for missing/unknown."""
+
+    order = 1
+
+    def __init__(self) -> None:
+        self.classes: dict[str, CategoryMap] = {}
+
+    def setup(self, train: pd.DataFrame, cat_names: Sequence[str]) -> None:
+        """Learn each column's vocabulary from its (non-missing) training values, sorted."""
+        self.classes = {n: CategoryMap([NA] + _sorted(v for v in pd.unique(train[n]) if not pd.isnull(v)))
+                        for n in cat_names}
+
+    def __getitem__(self, name: str) -> CategoryMap:
+        return self.classes[name]
+
+    def encode(self, col: pd.Series, name: str) -> tuple[np.ndarray, int]:
+        """Column -> ids (0 for missing or unknown) and the number of unknown (non-missing) values."""
+        voc = self.classes[name]
+        codes = _index_of(voc[1:], col) + 1
+        unknown = int(((codes == 0) & ~pd.isnull(col).to_numpy()).sum())
+        return codes, unknown
+
+    def decode(self, ids: np.ndarray, name: str) -> np.ndarray:
+        """Ids -> values."""
+        return np.asarray(self.classes[name], dtype=object)[np.asarray(ids, dtype=np.int64)]
+
+    def state(self) -> dict:
+        """JSON-safe fitted state."""
+        return {"classes": {n: list(v) for n, v in self.classes.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Categorify":
+        """Rebuild a fitted proc from ``state()``."""
+        p = cls()
+        p.classes = {n: CategoryMap(v) for n, v in state["classes"].items()}
+        return p
+
+    def __repr__(self) -> str:
+        return f"Categorify({ {n: len(v) for n, v in self.classes.items()} })"
+
+
+class TabularNormalize:
+    """What ``Normalize`` does to a table: continuous columns to ``(x - mean) / std`` with training statistics."""
+
+    order = 99
+
+    def __init__(self) -> None:
+        self.means: dict[str, float] = {}
+        self.stds: dict[str, float] = {}
+
+    def setup(self, train: pd.DataFrame, cont_names: Sequence[str]) -> None:
+        """Mean and (population) std + 1e-7 of each continuous training column, as fastai."""
+        self.means = {n: float(train[n].astype(np.float64).mean()) for n in cont_names}
+        self.stds = {n: float(train[n].astype(np.float64).std(ddof=0)) + 1e-7 for n in cont_names}
+
+    def encode(self, x: np.ndarray, cont_names: Sequence[str]) -> np.ndarray:
+        """(n, n_cont) array -> normalised."""
+        return (x - self._vec(self.means, cont_names)) / self._vec(self.stds, cont_names)
+
+    def decode(self, x: np.ndarray, cont_names: Sequence[str]) -> np.ndarray:
+        """Undo ``encode``."""
+        return x * self._vec(self.stds, cont_names) + self._vec(self.means, cont_names)
+
+    @staticmethod
+    def _vec(d: dict, names: Sequence[str]) -> np.ndarray:
+        return np.array([d[n] for n in names], dtype=np.float64)
+
+    def state(self) -> dict:
+        """JSON-safe fitted state."""
+        return {"means": self.means, "stds": self.stds}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TabularNormalize":
+        """Rebuild a fitted proc from ``state()``."""
+        p = cls()
+        p.means, p.stds = dict(state["means"]), dict(state["stds"])
+        return p
+
+    def __repr__(self) -> str:
+        return f"Normalize(tabular, {len(self.means)} columns)"
+
+
+_PROC_TYPES = {"FillMissing": FillMissing, "Categorify": Categorify, "Normalize": TabularNormalize}
+
+
+def _resolve_proc(p: Any) -> Any:
+    """A proc class or instance -> a fresh (unfitted) or the given proc; ``Normalize`` -> ``TabularNormalize``."""
+    if p is Normalize or isinstance(p, Normalize) or p is TabularNormalize:
+        return TabularNormalize()
+    if isinstance(p, type) and p in (FillMissing, Categorify):
+        return p()
+    if isinstance(p, (FillMissing, Categorify, TabularNormalize)):
+        return p
+    raise TypeError(f"{p!r} is not a tabular proc: use Categorify, FillMissing (or FillMissing(add_col=False)) "
+                    f"and Normalize.")
+
+
+def _proc_name(p: Any) -> str:
+    return "Normalize" if isinstance(p, TabularNormalize) else type(p).__name__
+
+
+# -- the target
+
+def _resolve_y_block(y_block: Any, df: pd.DataFrame, y_names: list[str]) -> TransformBlock | None:
+    """The target's block: given, or inferred as fastai does (all numeric -> regression, else category)."""
+    if not y_names:
+        return None
+    if y_block is not None:
+        return resolve_block(y_block)
+    numeric = all(pd.api.types.is_numeric_dtype(df[n]) and not pd.api.types.is_bool_dtype(df[n]) for n in y_names)
+    if numeric:
+        return RegressionBlock(n_out=len(y_names))
+    if len(y_names) > 1:
+        raise ValueError(f"y_names={y_names} are not all numeric, so the target would be categorical, which takes one "
+                         f"column. For multi-label targets pass y_block=MultiCategoryBlock(encoded=True, "
+                         f"vocab={y_names}) with 0/1 columns; for regression, make the columns numeric.")
+    return CategoryBlock()
+
+
+class _Target:
+    """Encodes and decodes the target column(s) according to the target block's kind."""
+
+    def __init__(self, kind: str, y_names: list[str], vocab: list | None = None) -> None:
+        self.kind, self.y_names = kind, y_names
+        self.vocab = CategoryMap(vocab) if vocab is not None else None
+
+    def setup(self, train: pd.DataFrame) -> None:
+        """Learn the class vocabulary from the training rows (category targets without a given vocab)."""
+        if self.kind == "category" and self.vocab is None:
+            self.vocab = CategoryMap(_sorted(v for v in pd.unique(train[self.y_names[0]]) if not pd.isnull(v)))
+        elif self.kind == "multicategory" and self.vocab is None:
+            self.vocab = CategoryMap(self.y_names)
+
+    def encode(self, df: pd.DataFrame) -> torch.Tensor:
+        """Target columns -> int64 ids (category), float32 multi-hot (multicategory) or float32 values (regression)."""
+        if self.kind == "category":
+            col = df[self.y_names[0]]
+            codes = _index_of(self.vocab, col)
+            if (codes < 0).any():
+                bad = list(dict.fromkeys(_plain(v) for v in col[codes < 0]))[:5]
+                raise ValueError(f"Target column {self.y_names[0]!r} has values never seen in the training rows: "
+                                 f"{bad}. The model can't learn classes it never trains on: change the split, or "
+                                 f"pass y_block=CategoryBlock(vocab=[...]) listing every class.")
+            return torch.from_numpy(codes)
+        if self.kind == "multicategory":
+            if len(self.y_names) == 1 and df[self.y_names[0]].dtype == object:  # one column of label lists
+                rows = [[_plain(l) for l in ls] for ls in df[self.y_names[0]]]
+                out = np.zeros((len(rows), len(self.vocab)), dtype=np.float32)
+                for i, ls in enumerate(rows):
+                    out[i, self.vocab.map_ids(ls, f"Label in {self.y_names[0]!r}")] = 1.0
+                return torch.from_numpy(out)
+            return torch.from_numpy(df[self.y_names].to_numpy(dtype=np.float32, copy=True))
+        try:
+            return torch.from_numpy(df[self.y_names].to_numpy(dtype=np.float32, copy=True))
+        except (TypeError, ValueError):
+            raise ValueError(f"Regression target column(s) {self.y_names} hold non-numbers: pass "
+                             f"y_block=CategoryBlock for classification, or clean the column(s).") from None
+
+    def decode(self, y: Any) -> Any:
+        """One encoded target (or prediction) -> what the user knows: a label, a list of labels, or number(s)."""
+        y = torch.as_tensor(y).detach().cpu()
+        if self.kind == "category":
+            return self.vocab[int(y)]
+        if self.kind == "multicategory":
+            return [self.vocab[i] for i in torch.nonzero(y.flatten() > 0.5).flatten().tolist()]
+        y = y.flatten()
+        return float(y[0]) if y.numel() == 1 else y.tolist()
+
+    def block(self) -> TransformBlock:
+        """The target block the DataLoaders expose (vocab filled in)."""
+        if self.kind == "category":
+            return CategoryBlock(vocab=list(self.vocab))
+        if self.kind == "multicategory":
+            return MultiCategoryBlock(encoded=True, vocab=list(self.vocab))
+        return RegressionBlock(n_out=len(self.y_names))
+
+
+# -- TabularPandas
+
+def _as_names(x: Any) -> list[str]:
+    if x is None:
+        return []
+    if isinstance(x, str):
+        return [x]
+    return list(x)
+
+
+class TabularPandas:
+    """A DataFrame with its categorical/continuous/target columns processed by fitted procs, split into train/valid.
+
+    ``items`` is the processed frame (categorical columns as int ids, continuous columns filled and normalised,
+    the target as given). ``cats``/``conts``/``ys`` are the same as whole tensors; ``train``/``valid`` are
+    the two splits; ``new(df)`` processes another frame with the fitted procs (no refit).
+    """
+
+    def __init__(self, df: pd.DataFrame, procs: Any = None, cat_names: Any = None, cont_names: Any = None,
+                 y_names: Any = None, y_block: Any = None, splits: Any = None, do_setup: bool = True,
+                 device: Any = None, inplace: bool = False, reduce_memory: bool = True) -> None:
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"TabularPandas takes a pandas DataFrame, got {type(df).__name__}.")
+        self.cat_names, self.cont_names, self.y_names = _as_names(cat_names), _as_names(cont_names), _as_names(y_names)
+        missing = [n for n in self.cat_names + self.cont_names + self.y_names if n not in df.columns]
+        if missing:
+            raise KeyError(f"Column(s) {missing} are not in the DataFrame (columns: {list(df.columns)}): check "
+                           f"cat_names / cont_names / y_names.")
+        procs = [] if procs is None else (list(procs) if isinstance(procs, (list, tuple)) else [procs])
+        self.procs = sorted((_resolve_proc(p) for p in procs), key=lambda p: p.order)
+        if splits is None:
+            splits = (list(range(len(df))), [])
+        self.splits = (list(map(int, splits[0])), list(map(int, splits[1]) if len(splits) > 1 else []))
+        self.device = device
+        block = _resolve_y_block(y_block, df, self.y_names)
+        self.target = _Target(block.kind, self.y_names, block.vocab) if block is not None else None
+        if self.target is not None and self.target.kind not in ("category", "multicategory", "regression"):
+            raise ValueError(f"y_block of kind {self.target.kind!r} is not supported for tables: use CategoryBlock, "
+                             f"MultiCategoryBlock(encoded=True, vocab=[...]) or RegressionBlock.")
+        if do_setup:
+            self._setup(df)
+
+    # -- fitting and applying the procs
+
+    def _setup(self, df: pd.DataFrame) -> None:
+        train = df.iloc[self.splits[0]]
+        cats = list(self.cat_names)
+        for p in self.procs:
+            if isinstance(p, FillMissing):
+                p.setup(train, self.cont_names)
+                cats += [n for n in p.new_cat_names() if n not in cats]
+                train = train.copy()
+                p.apply(train, self.cont_names)
+            elif isinstance(p, Categorify):
+                p.setup(train, cats)
+            else:
+                p.setup(train, self.cont_names)
+        self.cat_names = cats
+        if self.target is not None:
+            self.target.setup(train)
+        self._encode(df, with_y=True)
+
+    def _encode(self, df: pd.DataFrame, with_y: bool, warn_unknown: bool = False) -> None:
+        """Run the fitted procs over ``df``; keep the processed frame and its tensors."""
+        df = df.copy()
+        for c in self.cont_names:
+            if not pd.api.types.is_numeric_dtype(df[c]):
+                try:
+                    df[c] = pd.to_numeric(df[c])
+                except (TypeError, ValueError):
+                    raise ValueError(f"Continuous column {c!r} holds non-numbers (e.g. {df[c].iloc[0]!r}): move it to "
+                                     f"cat_names, or clean it (cont_cat_split(df) sorts columns by type).") from None
+        unknown: dict[str, int] = {}
+        for p in self.procs:
+            if isinstance(p, FillMissing):
+                p.apply(df, self.cont_names)
+        cat = self.categorify
+        for n in self.cat_names:
+            if n not in df.columns:  # a flag column FillMissing did not add (add_col=False) or a raw frame without it
+                df[n] = False
+            if cat is not None:
+                codes, unk = cat.encode(df[n], n)
+                df[n] = codes
+                if unk:
+                    unknown[n] = unk
+        conts = df[self.cont_names].to_numpy(dtype=np.float64) if self.cont_names else np.zeros((len(df), 0))
+        if np.isnan(conts).any():  # no FillMissing: missing values would poison the model
+            bad = [n for n, m in zip(self.cont_names, np.isnan(conts).any(0)) if m]
+            raise ValueError(f"Continuous column(s) {bad} have missing values: add FillMissing to procs.")
+        norm = self.normalize
+        if norm is not None:
+            conts = norm.encode(conts, self.cont_names)
+            df[self.cont_names] = conts
+        if cat is None and self.cat_names:
+            bad = [n for n in self.cat_names if not pd.api.types.is_integer_dtype(df[n])]
+            if bad:
+                raise ValueError(f"Categorical column(s) {bad} are not integer ids: add Categorify to procs.")
+        self.items = df
+        self.cats = torch.from_numpy(df[self.cat_names].to_numpy(dtype=np.int64, copy=True).reshape(len(df), -1)) \
+            if self.cat_names else torch.zeros(len(df), 0, dtype=torch.int64)
+        self.conts = torch.from_numpy(conts.astype(np.float32).reshape(len(df), -1))
+        has_y = self.target is not None and with_y and all(n in df.columns for n in self.y_names)
+        self.ys = self.target.encode(df) if has_y else None
+        if warn_unknown and unknown:
+            shown = ", ".join(f"{n!r}: {k}" for n, k in unknown.items())
+            warnings.warn(f"Values never seen in the training rows (per column: {shown}) were mapped to the {NA!r} "
+                          f"slot (id 0) of their vocabulary: their embedding was not trained on them, so treat these "
+                          f"predictions with care.", stacklevel=3)
+
+    @property
+    def categorify(self) -> Categorify | None:
+        """The fitted ``Categorify`` proc, if any."""
+        return next((p for p in self.procs if isinstance(p, Categorify)), None)
+
+    @property
+    def normalize(self) -> TabularNormalize | None:
+        """The fitted tabular normalisation, if any."""
+        return next((p for p in self.procs if isinstance(p, TabularNormalize)), None)
+
+    @property
+    def fill_missing(self) -> FillMissing | None:
+        """The fitted ``FillMissing`` proc, if any."""
+        return next((p for p in self.procs if isinstance(p, FillMissing)), None)
+
+    @property
+    def classes(self) -> dict[str, CategoryMap]:
+        """Each categorical column's vocabulary (``'#na#'`` first)."""
+        cat = self.categorify
+        return dict(cat.classes) if cat is not None else {}
+
+    @property
+    def vocab(self) -> CategoryMap | None:
+        """The target's vocabulary (classification), else None."""
+        return self.target.vocab if self.target is not None else None
+
+    @property
+    def c(self) -> int | None:
+        """Number of model outputs the target needs."""
+        if self.target is None:
+            return None
+        return len(self.target.vocab) if self.target.vocab is not None else len(self.y_names)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def xs(self) -> pd.DataFrame:
+        """The processed input columns (categorical ids, then continuous values), e.g. for a random forest."""
+        return self.items[self.cat_names + self.cont_names]
+
+    @property
+    def y(self) -> pd.Series:
+        """The first target column, encoded (class ids for classification)."""
+        return pd.Series(self.ys[:, 0].numpy() if self.ys.ndim > 1 else self.ys.numpy(), index=self.items.index,
+                         name=self.y_names[0])
+
+    def new(self, df: pd.DataFrame, warn_unknown: bool = True) -> "TabularPandas":
+        """Process another frame with the fitted procs (validation-style: nothing is refitted); targets if present."""
+        if isinstance(df, pd.Series):
+            df = df.to_frame().T
+        missing = [n for n in self._raw_cat_names() + self.cont_names if n not in df.columns]
+        if missing:
+            raise KeyError(f"Column(s) {missing} are missing from the new rows (they have {list(df.columns)}): pass "
+                           f"rows with the columns the model was trained on.")
+        out = TabularPandas.__new__(TabularPandas)
+        out.cat_names, out.cont_names, out.y_names = list(self.cat_names), list(self.cont_names), list(self.y_names)
+        out.procs, out.target, out.device = self.procs, self.target, self.device
+        out.splits = (list(range(len(df))), [])
+        df = df.reset_index(drop=True)
+        for n in self.cont_names:  # rows read from a Series come back as object columns
+            if df[n].dtype == object:
+                df[n] = pd.to_numeric(df[n], errors="coerce")
+        out._encode(df, with_y=True, warn_unknown=warn_unknown)
+        return out
+
+    def _raw_cat_names(self) -> list[str]:
+        fm = self.fill_missing
+        flags = set(fm.new_cat_names()) if fm is not None else set()
+        return [n for n in self.cat_names if n not in flags]
+
+    def subset(self, i: int) -> "_TabSubset":
+        """Split ``i`` (0 train, 1 valid)."""
+        return _TabSubset(self, self.splits[i])
+
+    @property
+    def train(self) -> "_TabSubset":
+        """The training rows."""
+        return self.subset(0)
+
+    @property
+    def valid(self) -> "_TabSubset":
+        """The validation rows."""
+        return self.subset(1)
+
+    # -- decoding
+
+    def decode_rows(self, cats: torch.Tensor | None, conts: torch.Tensor | None,
+                    ys: torch.Tensor | None = None) -> pd.DataFrame:
+        """Encoded tensors -> a DataFrame of values the user knows (labels, un-normalised numbers)."""
+        cols: dict[str, Any] = {}
+        cat = self.categorify
+        if cats is not None and self.cat_names:
+            c = cats.detach().cpu().numpy()
+            for j, n in enumerate(self.cat_names):
+                cols[n] = cat.decode(c[:, j], n) if cat is not None else c[:, j]
+        if conts is not None and self.cont_names:
+            x = conts.detach().cpu().double().numpy()
+            if self.normalize is not None:
+                x = self.normalize.decode(x, self.cont_names)
+            for j, n in enumerate(self.cont_names):
+                cols[n] = x[:, j]
+        df = pd.DataFrame(cols)
+        if ys is not None and self.target is not None:
+            df = self._add_y(df, ys, suffix="")
+        return df
+
+    def _add_y(self, df: pd.DataFrame, ys: torch.Tensor, suffix: str) -> pd.DataFrame:
+        ys = ys.detach().cpu()
+        t = self.target
+        if t.kind == "category" or t.kind == "multicategory" and len(t.y_names) == 1:
+            df[t.y_names[0] + suffix] = [t.decode(y) for y in ys]
+        elif t.kind == "multicategory":
+            for j, n in enumerate(t.y_names):
+                df[n + suffix] = (ys.reshape(len(ys), -1)[:, j] > 0.5).numpy()
+        else:
+            y = ys.reshape(len(ys), -1).numpy()
+            for j, n in enumerate(t.y_names):
+                df[n + suffix] = y[:, j]
+        return df
+
+    # -- export
+
+    def state(self) -> dict:
+        """JSON-safe description of the fitted procs and columns (what inference needs)."""
+        t = self.target
+        return {"cat_names": self.cat_names, "cont_names": self.cont_names, "y_names": self.y_names,
+                "procs": [{"name": _proc_name(p), "state": p.state()} for p in self.procs],
+                "target": None if t is None else {"kind": t.kind, "vocab": None if t.vocab is None else list(t.vocab)}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TabularPandas":
+        """An empty, fitted ``TabularPandas`` rebuilt from ``state()`` (use ``new(df)`` to process rows)."""
+        out = cls.__new__(cls)
+        out.cat_names, out.cont_names, out.y_names = list(state["cat_names"]), list(state["cont_names"]), \
+            list(state["y_names"])
+        out.procs = [_PROC_TYPES[p["name"]].from_state(p["state"]) for p in state["procs"]]
+        t = state["target"]
+        out.target = None if t is None else _Target(t["kind"], out.y_names, t["vocab"])
+        out.splits, out.device = ([], []), None
+        out.items = pd.DataFrame(columns=out.cat_names + out.cont_names)
+        out.cats = torch.zeros(0, len(out.cat_names), dtype=torch.int64)
+        out.conts = torch.zeros(0, len(out.cont_names))
+        out.ys = None
+        return out
+
+    def dataloaders(self, bs: int = 64, shuffle_train: bool = True, val_bs: int | None = None,
+                    device: Any = None, path: Any = ".", with_cont: bool = True, **kwargs: Any) -> Any:
+        """Training and validation loaders over these rows (``TabularDataLoaders``)."""
+        from .data import TabularDataLoaders  # the loaders sit on top of this module
+        return TabularDataLoaders.from_tabular(self, bs=bs, shuffle_train=shuffle_train, val_bs=val_bs,
+                                               device=device if device is not None else self.device, path=path,
+                                               with_cont=with_cont, **kwargs)
+
+    def show(self, max_n: int = 10) -> pd.DataFrame:
+        """The first ``max_n`` rows, decoded."""
+        n = min(max_n, len(self))
+        return self.decode_rows(self.cats[:n], self.conts[:n], None if self.ys is None else self.ys[:n])
+
+    def __repr__(self) -> str:
+        return (f"TabularPandas({len(self.splits[0])} train, {len(self.splits[1])} valid rows; cat_names="
+                f"{self.cat_names}, cont_names={self.cont_names}, y_names={self.y_names})")
+
+
+class _TabSubset:
+    """One split of a ``TabularPandas``: its rows (``items``) and tensors (``cats``, ``conts``, ``ys``)."""
+
+    def __init__(self, to: TabularPandas, idxs: Sequence[int]) -> None:
+        self.to, self.idxs = to, list(idxs)
+        ix = torch.as_tensor(self.idxs, dtype=torch.int64)
+        self.cats, self.conts = to.cats[ix], to.conts[ix]
+        self.ys = to.ys[ix] if to.ys is not None else None
+
+    def __len__(self) -> int:
+        return len(self.idxs)
+
+    @property
+    def items(self) -> pd.DataFrame:
+        """The processed rows of this split."""
+        return self.to.items.iloc[self.idxs]
+
+    @property
+    def xs(self) -> pd.DataFrame:
+        """The processed input columns of this split."""
+        return self.items[self.to.cat_names + self.to.cont_names]
+
+    @property
+    def y(self) -> pd.Series:
+        """The first target column of this split, encoded."""
+        return self.to.y.iloc[self.idxs]
+
+    def __getattr__(self, name: str) -> Any:  # cat_names, classes, vocab... come from the whole table
+        if name in ("to", "idxs"):
+            raise AttributeError(name)
+        return getattr(self.to, name)
+
+
+# -- helpers
+
+def cont_cat_split(df: pd.DataFrame, max_card: int = 20, dep_var: Any = None) -> tuple[list[str], list[str]]:
+    """Split columns into continuous and categorical (fastai's rule): ``(cont_names, cat_names)``.
+
+    Float columns, and integer columns with more than ``max_card`` distinct values, are continuous; the rest
+    (strings, categories, small-cardinality integers) are categorical. ``dep_var`` (one name or a list) is skipped.
+    """
+    skip = set(_as_names(dep_var))
+    cont, cat = [], []
+    for n in df.columns:
+        if n in skip:
+            continue
+        col = df[n]
+        if pd.api.types.is_float_dtype(col) or (pd.api.types.is_integer_dtype(col) and col.nunique() > max_card):
+            cont.append(n)
+        else:
+            cat.append(n)
+    return cont, cat
+
+
+def emb_sz_rule(n_cat: int) -> int:
+    """fastai's rule of thumb for an embedding size: ``min(600, round(1.6 * n_cat ** 0.56))``."""
+    return int(min(600, round(1.6 * n_cat ** 0.56)))
+
+
+def get_emb_sz(to: Any, sz_dict: dict | None = None) -> list[tuple[int, int]]:
+    """``(vocabulary size, embedding size)`` for each categorical column of a TabularPandas or its DataLoaders."""
+    sz_dict = sz_dict or {}
+    classes = to.classes
+    return [(len(classes[n]), int(sz_dict.get(n, emb_sz_rule(len(classes[n]))))) for n in to.cat_names]

@@ -1,0 +1,352 @@
+"""Tabular loaders: batches sliced from whole tensors (no per-row Python), and the ``TabularDataLoaders`` factories.
+
+A ``TabDataLoader`` holds one split as three tensors (``cats`` int64, ``conts`` float32, ``ys``) on the
+device. A training epoch draws one random permutation, reorders the tensors once and yields contiguous
+slices, so a batch costs a few tensor views instead of a pandas ``iloc`` per batch (fastai's loader).
+Batches are ``(x_cat, x_cont, y)`` (``n_inp`` 2), or ``(x_cat, y)`` when the table has no continuous
+columns and ``with_cont=False`` (collaborative filtering, ``n_inp`` 1), or without ``y`` for unlabelled rows.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..data.blocks import TransformBlock
+from ..data.core import DataLoaders
+from ..data.transforms import TRAIN, VALID
+from ..utils import Path, default_device
+from .core import TabularPandas
+
+__all__ = ["TabDataLoader", "TabularDataLoaders", "TabularRows", "show_df"]
+
+# table facts a loader answers for its rows (fastai's loaders forward them to their dataset)
+_FORWARDED = frozenset(("xs", "y", "items", "cat_names", "cont_names", "y_names", "classes", "procs", "cats", "conts",
+                        "ys"))
+
+
+def show_df(df: pd.DataFrame) -> pd.DataFrame:
+    """Display a DataFrame (rich in a notebook, as text elsewhere) and return it."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+        if get_ipython() is not None:
+            display(df)
+            return df
+    except ImportError:  # pragma: no cover - IPython is optional
+        pass
+    print(df.to_string())
+    return df
+
+
+class TabularRows(pd.DataFrame):
+    """A DataFrame of decoded rows (what ``predict`` returns) with fastai's ``show()``; operations give plain frames."""
+
+    @property
+    def _constructor(self) -> type:
+        return pd.DataFrame
+
+    def show(self) -> pd.DataFrame:
+        """Display the rows (rich in a notebook, as text elsewhere)."""
+        return show_df(pd.DataFrame(self))
+
+
+class TabDataLoader:
+    """Batches of one table split, sliced from whole tensors; plugs into ``Learner`` like the other loaders."""
+
+    def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool | None = None,
+                 device: Any = None, with_cont: bool = True, split_idx: int | None = None,
+                 num_workers: int = 0, **kwargs: Any) -> None:
+        self.dataset = dataset  # a TabularPandas or one of its splits: cats, conts, ys, decode_rows...
+        self.bs, self.shuffle = int(bs), shuffle
+        self.drop_last = shuffle if drop_last is None else drop_last
+        self.with_cont = with_cont
+        self.split_idx = split_idx if split_idx is not None else (TRAIN if shuffle else VALID)
+        self.num_workers = 0  # slicing tensors needs no worker processes
+        self.device = torch.device(device) if device is not None else default_device()
+        self.item_tfms: list = []
+        self.batch_tfms: list = []
+        self.added_batch_tfms: list = []
+        self._tensors: tuple | None = None
+
+    # -- what the Learner and the display helpers read
+
+    @property
+    def to_table(self) -> TabularPandas:
+        """The whole table (procs, names, decoding)."""
+        return getattr(self.dataset, "to", self.dataset)
+
+    @property
+    def n_inp(self) -> int:
+        """Number of model inputs: 2 (x_cat, x_cont), or 1 (x_cat) without continuous inputs."""
+        return 2 if self.with_cont else 1
+
+    @property
+    def blocks(self) -> list[TransformBlock]:
+        """Input placeholders, then the target block (with its vocab) when the table has a target."""
+        to = self.to_table
+        inputs = [TransformBlock("generic", name="TabularCat")] + \
+            ([TransformBlock("generic", name="TabularCont")] if self.with_cont else [])
+        return inputs + ([to.target.block()] if to.target is not None else [])
+
+    @property
+    def kinds(self) -> tuple:
+        """The kind of each value of a batch."""
+        return tuple(b.kind for b in self.blocks)
+
+    @property
+    def vocab(self) -> Any:
+        """The target's vocabulary."""
+        return self.to_table.vocab
+
+    @property
+    def c(self) -> int | None:
+        """Number of model outputs."""
+        return self.to_table.c
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:  # dls.valid.xs, dls.train.classes... as in fastai
+        if name in _FORWARDED and "dataset" in self.__dict__:
+            return getattr(self.dataset, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _data(self) -> tuple:
+        """(cats, conts, ys) on the device, moved once."""
+        if self._tensors is None:
+            ds, dev = self.dataset, self.device
+            ys = ds.ys.to(dev) if ds.ys is not None else None
+            self._tensors = (ds.cats.to(dev), ds.conts.to(dev), ys)
+        return self._tensors
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        if self.drop_last and n > self.bs:
+            return n // self.bs
+        return math.ceil(n / self.bs)
+
+    def __iter__(self) -> Iterator[tuple]:
+        cats, conts, ys = self._data()
+        n = cats.shape[0]
+        if self.shuffle and n:
+            perm = torch.randperm(n, device=cats.device)
+            cats, conts = cats[perm], conts[perm]
+            ys = ys[perm] if ys is not None else None
+        for i in range(len(self)):
+            s = slice(i * self.bs, min(n, (i + 1) * self.bs))
+            b = (cats[s], conts[s]) if self.with_cont else (cats[s],)
+            yield b + (ys[s],) if ys is not None else b
+
+    def one_batch(self) -> tuple:
+        """The first batch."""
+        if len(self.dataset) == 0:
+            raise ValueError("This loader has no rows: there is no batch to show or check.")
+        return next(iter(self))
+
+    def to(self, device: Any) -> "TabDataLoader":
+        """Serve future batches on ``device``."""
+        self.device, self._tensors = torch.device(device), None
+        return self
+
+    def new(self, dataset: Any = None, **kwargs: Any) -> "TabDataLoader":
+        """A copy with some attributes changed (``bs``, ``shuffle``, ``drop_last``, ``device``...)."""
+        args = dict(dataset=self.dataset if dataset is None else dataset, bs=self.bs, shuffle=self.shuffle,
+                    drop_last=self.drop_last, device=self.device, with_cont=self.with_cont, split_idx=self.split_idx)
+        args.update({k: v for k, v in kwargs.items() if k not in ("num_workers", "item_tfms", "batch_tfms")})
+        if "shuffle" in kwargs and "drop_last" not in kwargs:
+            args["drop_last"] = kwargs["shuffle"]
+        return TabDataLoader(**args)
+
+    # -- display
+
+    def _split(self, b: tuple) -> tuple:
+        n_inp = self.n_inp
+        cats = b[0]
+        conts = b[1] if self.with_cont else None
+        ys = b[n_inp] if len(b) > n_inp else None
+        return cats, conts, ys
+
+    def decode_batch(self, b: tuple, max_n: int | None = None) -> pd.DataFrame:
+        """A batch -> a DataFrame of decoded rows (category labels, un-normalised numbers, decoded targets)."""
+        cats, conts, ys = self._split(b)
+        n = len(cats) if max_n is None else min(max_n, len(cats))
+        return self.to_table.decode_rows(cats[:n], None if conts is None else conts[:n],
+                                         None if ys is None else ys[:n])
+
+    def show_batch(self, b: tuple | None = None, max_n: int = 10, show: bool = True, **kwargs: Any) -> pd.DataFrame:
+        """Decoded rows of a batch as a DataFrame (displayed, and returned)."""
+        df = self.decode_batch(self.one_batch() if b is None else b, max_n=max_n)
+        return show_df(df) if show else df
+
+    def show_results(self, b: tuple, decoded: Any, max_n: int = 10, show: bool = True,
+                     **kwargs: Any) -> pd.DataFrame:
+        """Decoded rows with their targets and a ``<y>_pred`` column per target (displayed, and returned)."""
+        df = self.decode_batch(b, max_n=max_n)
+        to = self.to_table
+        if to.target is not None:
+            df = to._add_y(df, torch.as_tensor(decoded)[:len(df)], suffix="_pred")
+        return show_df(df) if show else df
+
+    def __repr__(self) -> str:
+        return f"TabDataLoader({self.n} rows, bs={self.bs}, shuffle={self.shuffle}, device={self.device})"
+
+
+def _as_df_rows(items: Any) -> pd.DataFrame:
+    """A DataFrame, a Series (one row), or a list of Series/dicts/1-row frames -> a DataFrame."""
+    if isinstance(items, pd.DataFrame):
+        return items
+    if isinstance(items, pd.Series):
+        return items.to_frame().T
+    if isinstance(items, dict):
+        return pd.DataFrame([items])
+    items = list(items)
+    if items and all(isinstance(o, pd.DataFrame) for o in items):
+        return pd.concat(items, ignore_index=True)
+    if items and all(isinstance(o, (pd.Series, dict)) for o in items):
+        return pd.DataFrame([dict(o) for o in items])
+    raise TypeError(f"Tabular test rows must be a DataFrame, a Series (one row) or a list of them; got "
+                    f"{type(items[0]).__name__ if items else 'an empty list'}.")
+
+
+class TabularDataLoaders(DataLoaders):
+    """Training and validation ``TabDataLoader``s over a ``TabularPandas``; factories ``from_df``/``from_csv``."""
+
+    def __init__(self, *loaders: TabDataLoader, path: str | os.PathLike = ".", device: Any = None) -> None:
+        if not loaders:
+            raise ValueError("TabularDataLoaders needs at least a training loader.")
+        self.loaders = list(loaders)
+        self.path = Path(path)
+        self.getters = None
+        if device is not None:
+            self.to(device)
+
+    # -- table facts (fastai reads them off the DataLoaders)
+
+    @property
+    def to_table(self) -> TabularPandas:
+        """The processed table the loaders slice."""
+        return self.train.to_table
+
+    @property
+    def cat_names(self) -> list[str]:
+        """Categorical columns (``<col>_na`` flags included)."""
+        return self.to_table.cat_names
+
+    @property
+    def cont_names(self) -> list[str]:
+        """Continuous columns."""
+        return self.to_table.cont_names
+
+    @property
+    def y_names(self) -> list[str]:
+        """Target columns."""
+        return self.to_table.y_names
+
+    @property
+    def procs(self) -> list:
+        """The fitted procs."""
+        return self.to_table.procs
+
+    @property
+    def classes(self) -> dict:
+        """Each categorical column's vocabulary (indexable by id, with ``o2i``)."""
+        return self.to_table.classes
+
+    @property
+    def c(self) -> int | None:
+        """Number of model outputs."""
+        return self.to_table.c
+
+    def add_batch_tfms(self, tfms: Sequence[Any]) -> None:
+        """Tables have no batch transforms: normalisation is the ``Normalize`` proc."""
+        raise ValueError("Tabular loaders take no batch transforms: pass procs=[..., Normalize] instead.")
+
+    def new(self, **kwargs: Any) -> "TabularDataLoaders":
+        """Copy with loader attributes changed (``bs=``, ``device=``...)."""
+        return type(self)(*[dl.new(**kwargs) for dl in self.loaders], path=self.path)
+
+    def test_dl(self, items: Any, with_labels: bool = False, bs: int | None = None, **kwargs: Any) -> TabDataLoader:
+        """A validation-style loader over new rows, processed with the fitted procs (targets kept when present)."""
+        df = _as_df_rows(items)
+        to = self.to_table.new(df)
+        valid = self.valid
+        return valid.new(dataset=to, shuffle=False, drop_last=False, split_idx=VALID, bs=bs or valid.bs)
+
+    def decode_prediction(self, dl: TabDataLoader, decoded: torch.Tensor, probs: torch.Tensor) -> tuple:
+        """``Learner.predict``'s answer for a row: ``(row with its prediction, class index / value, probabilities)``."""
+        to = dl.to_table
+        row = to.decode_rows(to.cats[:1], to.conts[:1])
+        if to.target is not None:
+            row = to._add_y(row, torch.as_tensor(decoded).reshape(1, *torch.as_tensor(decoded).shape), suffix="")
+        return TabularRows(row), decoded, probs
+
+    # -- export
+
+    def spec(self) -> dict:
+        """JSON-safe description for export: the fitted procs' state and the loader settings."""
+        return {"type": "tabular", "table": self.to_table.state(), "bs": self.valid.bs,
+                "with_cont": self.train.with_cont}
+
+    @classmethod
+    def from_spec(cls, spec: dict, device: Any = None) -> "TabularDataLoaders":
+        """Inference-only loaders rebuilt from ``spec()`` (``test_dl`` and ``predict`` work; no rows)."""
+        to = TabularPandas.from_state(spec["table"])
+        common = dict(bs=spec.get("bs", 64), device=device, with_cont=spec.get("with_cont", True))
+        return cls(TabDataLoader(to, shuffle=False, **common), TabDataLoader(to, **common))
+
+    # -- factories
+
+    @classmethod
+    def from_tabular(cls, to: TabularPandas, bs: int = 64, shuffle_train: bool = True, val_bs: int | None = None,
+                     device: Any = None, path: Any = ".", with_cont: bool = True, **kwargs: Any) -> "TabularDataLoaders":
+        """Loaders over a processed ``TabularPandas`` (training shuffled, last partial batch dropped)."""
+        dev = torch.device(device) if device is not None else default_device()
+        train = TabDataLoader(to.train, bs=bs, shuffle=shuffle_train, device=dev, with_cont=with_cont, split_idx=TRAIN)
+        valid = TabDataLoader(to.valid, bs=val_bs or bs, shuffle=False, device=dev, with_cont=with_cont,
+                              split_idx=VALID)
+        return cls(train, valid, path=path)
+
+    @classmethod
+    def from_df(cls, df: pd.DataFrame, path: str | os.PathLike = ".", procs: Any = None, cat_names: Any = None,
+                cont_names: Any = None, y_names: Any = None, y_block: Any = None, valid_idx: Any = None,
+                bs: int = 64, seed: int | None = None, val_bs: int | None = None, shuffle_train: bool = True,
+                device: Any = None, **kwargs: Any) -> "TabularDataLoaders":
+        """Loaders from a DataFrame; ``valid_idx`` (row positions) is the validation set, else a random 20%."""
+        if valid_idx is None:
+            from ..data.splitters import RandomSplitter  # fastai's default split for tables
+            splits = RandomSplitter(valid_pct=0.2, seed=seed)(range(len(df)))
+        else:
+            valid = sorted(set(int(i) for i in valid_idx))
+            if valid and (valid[0] < 0 or valid[-1] >= len(df)):
+                raise IndexError(f"valid_idx holds positions outside 0..{len(df) - 1} (the DataFrame has {len(df)} "
+                                 f"rows): valid_idx are row positions, as in df.iloc.")
+            vs = set(valid)
+            splits = ([i for i in range(len(df)) if i not in vs], valid)
+        to = TabularPandas(df, procs=procs, cat_names=cat_names, cont_names=cont_names, y_names=y_names,
+                           y_block=y_block, splits=splits)
+        return cls.from_tabular(to, bs=bs, shuffle_train=shuffle_train, val_bs=val_bs, device=device, path=path,
+                                **kwargs)
+
+    @classmethod
+    def from_csv(cls, csv: str | os.PathLike, path: str | os.PathLike = ".", procs: Any = None,
+                 cat_names: Any = None, cont_names: Any = None, y_names: Any = None, y_block: Any = None,
+                 valid_idx: Any = None, bs: int = 64, **kwargs: Any) -> "TabularDataLoaders":
+        """Loaders from a CSV file (read with pandas); see ``from_df``."""
+        csv = Path(csv)
+        if not csv.exists() and (Path(path) / csv).exists():
+            csv = Path(path) / csv
+        if not csv.exists():
+            raise FileNotFoundError(f"No CSV at {csv}: pass its path (absolute, or relative to path={str(path)!r}).")
+        return cls.from_df(pd.read_csv(csv), path=path, procs=procs, cat_names=cat_names, cont_names=cont_names,
+                           y_names=y_names, y_block=y_block, valid_idx=valid_idx, bs=bs, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"TabularDataLoaders(train={self.train!r}, valid={self.valid!r})"
+
