@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learnkit.utils import (Path, set_seed, default_device, atomic_write, to_device, one_hot, pca, tensor)  # noqa: F401
+from learnkit.utils import (Path, set_seed, default_device, atomic_write, to_device, one_hot, pca, tensor, range_of)  # noqa: F401
 from learnkit.data.transforms import (Transform, ToTensor, IntToFloatTensor)  # noqa: F401
 from learnkit.data.blocks import (TransformBlock, CategoryBlock, MultiCategoryBlock, RegressionBlock)  # noqa: F401
 from learnkit.data.getters import (get_files, image_extensions, get_image_files, get_text_files, FileGetter, ImageGetter, parent_label, RegexLabeller, ColReader, using_attr)  # noqa: F401
@@ -39,7 +39,7 @@ from learnkit.data.external import (URLs, untar_data, download_url)  # noqa: F40
 
 __all__ = [
     "torch", "nn", "F", "tensor", "np", "pd", "plt", "partial", "Path", "set_seed", "default_device", "atomic_write",
-    "to_device", "one_hot", "pca", "Transform", "ToTensor", "IntToFloatTensor", "TransformBlock",
+    "to_device", "one_hot", "pca", "range_of", "Transform", "ToTensor", "IntToFloatTensor", "TransformBlock",
     "CategoryBlock", "MultiCategoryBlock", "RegressionBlock", "get_files", "image_extensions",
     "get_image_files", "get_text_files", "FileGetter", "ImageGetter", "parent_label", "RegexLabeller",
     "ColReader", "using_attr", "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "GrandparentSplitter",

@@ -14,7 +14,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor"]
+__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor", "range_of"]
 
 
 def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
@@ -171,6 +171,11 @@ def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:
     if isinstance(x, np.ndarray):  # shares memory when it can (read-only arrays are copied)
         return torch.as_tensor(x, **kwargs) if x.flags.writeable else torch.tensor(x, **kwargs)
     return torch.tensor(x, **kwargs)
+
+
+def range_of(x: Any) -> list[int]:
+    """``list(range(len(x)))``: the row indices a splitter takes (``RandomSplitter()(range_of(df))``, as in fastai)."""
+    return list(range(len(x)))
 
 
 def one_hot(x: Any, c: int) -> torch.Tensor:

@@ -195,7 +195,8 @@ def _fetch(url: str, dest: Path, show_progress: bool, timeout: float | None) -> 
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
     try:
         req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        # a fresh opener reads the proxy settings now (urlopen's global opener keeps those of its first use)
+        with urllib.request.build_opener().open(req, timeout=timeout) as resp:
             size = resp.headers.get("Content-Length")
             total = int(size) if size and size.strip().isdigit() else None
             got = 0
