@@ -1,14 +1,15 @@
 """Small layers shared by every domain (layer 0: plain torch).
 
 ``sigmoid_range``/``SigmoidRange`` squash outputs into ``y_range`` (vision heads, tabular and
-collaborative-filtering models); fastai's names.
+collaborative-filtering models); ``LinBnDrop`` is the MLP block of vision heads and tabular models;
+fastai's names.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["SigmoidRange", "sigmoid_range"]
+__all__ = ["SigmoidRange", "sigmoid_range", "batchnorm1d", "LinBnDrop"]
 
 
 def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -32,3 +33,26 @@ class SigmoidRange(nn.Module):
 
     def extra_repr(self) -> str:
         return f"low={self.low}, high={self.high}"
+
+
+def batchnorm1d(nf: int) -> nn.BatchNorm1d:
+    """``nn.BatchNorm1d`` with fastai's init: weight 1, bias 1e-3."""
+    bn = nn.BatchNorm1d(nf)
+    with torch.no_grad():
+        bn.weight.fill_(1.0)
+        bn.bias.fill_(1e-3)
+    return bn
+
+
+class LinBnDrop(nn.Sequential):
+    """BatchNorm1d, dropout, linear (no bias after a BN) and activation in fastai's order (``lin_first``: linear first)."""
+
+    def __init__(self, n_in: int, n_out: int, bn: bool = True, p: float = 0.0, act: nn.Module | None = None,
+                 lin_first: bool = False) -> None:
+        layers: list[nn.Module] = [batchnorm1d(n_out if lin_first else n_in)] if bn else []
+        if p != 0:
+            layers.append(nn.Dropout(p))
+        lin: list[nn.Module] = [nn.Linear(n_in, n_out, bias=not bn)]
+        if act is not None:
+            lin.append(act)
+        super().__init__(*(lin + layers if lin_first else layers + lin))

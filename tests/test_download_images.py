@@ -1,10 +1,7 @@
 """download_images against a real HTTP server on 127.0.0.1 (started in the test): naming, dead URLs, corrupt files."""
 import io
 import socket
-import threading
 import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -13,51 +10,6 @@ from PIL import Image
 from learnkit.data.getters import get_image_files
 from learnkit.vision.core import verify_images
 from learnkit.vision.utils import ImageDownloads, download_images
-
-
-class _Server:
-    """Serves ``routes[path]`` (bytes, or 'stall' to hang until the test ends); unknown paths get 404."""
-
-    def __init__(self):
-        self.routes, self.hits, self.release = {}, Counter(), threading.Event()
-        srv = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                path = self.path.split("?")[0]
-                srv.hits[path] += 1
-                body = srv.routes.get(path)
-                if body is None:
-                    self.send_error(404, "Not Found")
-                elif body == "stall":
-                    srv.release.wait(10)
-                else:
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    s = _Server()
-    yield s
-    s.close()
 
 
 def _img(fmt: str, seed: int) -> bytes:
@@ -107,7 +59,7 @@ def test_url_file_and_max_pics(server, tmp_path):
 
 
 def test_a_stalled_server_costs_only_the_timeout(server, tmp_path):
-    server.routes.update({"/slow.jpg": "stall", "/ok.jpg": _img("JPEG", 3)})
+    server.routes.update({"/slow.jpg": ("stall", b""), "/ok.jpg": _img("JPEG", 3)})
     t0 = time.perf_counter()
     with pytest.warns(UserWarning, match=r"(?s)1 of 2 URLs failed.*Timed out after 0.3 s waiting for http://127\.0\.0\.1"):
         res = download_images(tmp_path, urls=[server.url("/slow.jpg"), server.url("/ok.jpg")], timeout=0.3)

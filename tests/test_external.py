@@ -3,11 +3,8 @@ import hashlib
 import io
 import socket
 import tarfile
-import threading
 import time
 import zipfile
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,56 +12,6 @@ from learnkit.data import external
 from learnkit.data.external import DownloadError, URLs, download_url, learnkit_home, untar_data
 from learnkit.samples import SAMPLES, Sample, sample_path
 from learnkit.utils import Path
-
-
-class _Server:
-    """Serves ``routes[path]``: bytes, or (kind, bytes) with kind 'short' (fewer bytes than Content-Length) or
-    'stall' (waits until the test ends); unknown paths get 404. ``hits`` counts requests per path."""
-
-    def __init__(self):
-        self.routes, self.hits, self.release = {}, Counter(), threading.Event()
-        srv = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                path = self.path.split("?")[0]
-                srv.hits[path] += 1
-                route = srv.routes.get(path)
-                if route is None:
-                    self.send_error(404, "Not Found")
-                    return
-                kind, body = route if isinstance(route, tuple) else ("ok", route)
-                if kind == "stall":
-                    srv.release.wait(10)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body if kind == "ok" else body[: len(body) // 2])
-                self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    s = _Server()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import SigmoidRange
+from ..layers import LinBnDrop, SigmoidRange, batchnorm1d
 
 __all__ = ["TabularModel", "Embedding", "LinBnDrop", "tabular_config", "ACTIVATIONS"]
 
@@ -22,28 +22,6 @@ def Embedding(ni: int, nf: int) -> nn.Embedding:
     with torch.no_grad():
         nn.init.trunc_normal_(emb.weight, std=0.01, a=-0.02, b=0.02)
     return emb
-
-
-def _batchnorm(nf: int) -> nn.BatchNorm1d:
-    bn = nn.BatchNorm1d(nf)
-    with torch.no_grad():  # fastai's BatchNorm init
-        bn.bias.fill_(1e-3)
-        bn.weight.fill_(1.0)
-    return bn
-
-
-class LinBnDrop(nn.Sequential):
-    """Linear, activation, BatchNorm1d and dropout, in fastai's order (``lin_first``: linear and activation first)."""
-
-    def __init__(self, n_in: int, n_out: int, bn: bool = True, p: float = 0.0, act: nn.Module | None = None,
-                 lin_first: bool = False) -> None:
-        layers: list[nn.Module] = [_batchnorm(n_out if lin_first else n_in)] if bn else []
-        if p != 0:
-            layers.append(nn.Dropout(p))
-        lin: list[nn.Module] = [nn.Linear(n_in, n_out, bias=not bn)]
-        if act is not None:
-            lin.append(act)
-        super().__init__(*(lin + layers if lin_first else layers + lin))
 
 
 def tabular_config(**kwargs: Any) -> dict:
@@ -66,7 +44,7 @@ class TabularModel(nn.Module):
                              f"dropout probability per layer (or one number for all).")
         self.embeds = nn.ModuleList([Embedding(ni, nf) for ni, nf in emb_szs])
         self.emb_drop = nn.Dropout(embed_p)
-        self.bn_cont = _batchnorm(n_cont) if bn_cont and n_cont else None
+        self.bn_cont = batchnorm1d(n_cont) if bn_cont and n_cont else None
         self.n_emb = sum(e.embedding_dim for e in self.embeds)
         self.n_cont = n_cont
         sizes = [self.n_emb + n_cont] + layers + [out_sz]

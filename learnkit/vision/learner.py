@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..layers import LinBnDrop
 from ..learner import Learner
 from ..optimizer import Adam
 from .augment import Normalize
@@ -118,25 +119,6 @@ def num_features_model(m: nn.Module) -> int:
 
 
 # ---------------------------------------------------------------- head
-def _bn1d(n: int) -> nn.BatchNorm1d:
-    bn = nn.BatchNorm1d(n)
-    with torch.no_grad():  # fastai's BatchNorm: weight 1, bias 1e-3
-        bn.weight.fill_(1.0)
-        bn.bias.fill_(1e-3)
-    return bn
-
-
-def _lin_bn_drop(n_in: int, n_out: int, bn: bool, p: float, act: nn.Module | None, lin_first: bool) -> list[nn.Module]:
-    """fastai's LinBnDrop, flattened: [BatchNorm1d], [Dropout], Linear (no bias after a BN), [act]."""
-    layers: list[nn.Module] = [_bn1d(n_out if lin_first else n_in)] if bn else []
-    if p != 0:
-        layers.append(nn.Dropout(p))
-    lin: list[nn.Module] = [nn.Linear(n_in, n_out, bias=not bn)]
-    if act is not None:
-        lin.append(act)
-    return lin + layers if lin_first else layers + lin
-
-
 def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
                 pool: bool = True, concat_pool: bool = True, first_bn: bool = True, bn_final: bool = False,
                 lin_first: bool = False, y_range: Sequence[float] | None = None) -> nn.Sequential:
@@ -159,7 +141,7 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
     if lin_first:
         layers.append(nn.Dropout(ps_list.pop(0)))
     for ni, no, bn, p, act in zip(ftrs[:-1], ftrs[1:], bns, ps_list, acts):
-        layers += _lin_bn_drop(ni, no, bn=bn, p=p, act=act, lin_first=lin_first)
+        layers += list(LinBnDrop(ni, no, bn=bn, p=p, act=act, lin_first=lin_first))
     if lin_first:
         layers.append(nn.Linear(ftrs[-2], n_out))
     if bn_final:
