@@ -61,7 +61,7 @@ def run_learnkit(data: Path, arch_name: str, epochs: int, bs: int, seed: int) ->
     with learn.no_bar():
         learn.fine_tune(epochs)
     fit_s = time.perf_counter() - t0
-    loss, acc, fg = learn.recorder.final_record
+    _, loss, acc, fg = learn.recorder.values[-1]  # last epoch: train loss, valid loss, metrics
     return {"library": "learnkit", "arch": arch_name, "pretrained": pretrained, "valid_loss": loss,
             "pixel_accuracy": acc, "foreground_acc": fg, "fit_seconds": round(fit_s, 1),
             "n_train": len(dls.train.dataset), "n_valid": len(dls.valid.dataset)}
