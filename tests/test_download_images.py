@@ -66,3 +66,20 @@ def test_a_stalled_server_costs_only_the_timeout(server, tmp_path):
     assert time.perf_counter() - t0 < 5
     assert [p.name for p in res.saved] == ["00000001.jpg"] and res.failed[0][0] == server.url("/slow.jpg")
     assert [p.name for p in tmp_path.iterdir()] == ["00000001.jpg"]
+
+
+def test_downloading_again_into_the_same_folder_adds_files_and_overwrites_none(server, tmp_path):
+    imgs = {f"/{i}.jpg": _img("JPEG", 10 + i) for i in range(5)}
+    server.routes.update(imgs)
+    dest = tmp_path / "bears"
+    first = download_images(dest, urls=[server.url("/0.jpg"), server.url("/1.jpg")])
+    (dest / "notes.txt").write_text("not numbered")  # other files are left alone and don't count
+    second = download_images(dest, urls=[server.url("/2.jpg"), server.url("/3.jpg"), server.url("/4.jpg")])
+    third = download_images(dest, urls=[server.url("/0.jpg")])
+    assert [p.name for p in first.saved] == ["00000000.jpg", "00000001.jpg"]
+    assert [p.name for p in second.saved] == ["00000002.jpg", "00000003.jpg", "00000004.jpg"]
+    assert [p.name for p in third.saved] == ["00000005.jpg"]
+    assert [p.name for p in get_image_files(dest)] == [f"{i:08d}.jpg" for i in range(6)]
+    for i in range(5):  # the earlier downloads are intact
+        assert (dest / f"{i:08d}.jpg").read_bytes() == imgs[f"/{i}.jpg"]
+    assert (dest / "notes.txt").read_text() == "not numbered"

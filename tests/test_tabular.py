@@ -1,4 +1,5 @@
 """Tabular: procs (hand-computed state), TabularPandas, the tensor-slicing loader, TabularModel, tabular_learner."""
+import json
 import warnings
 
 import numpy as np
@@ -206,3 +207,181 @@ def test_multilabel_learner_predicts_label_lists(one_thread):
     assert bool(row["big"].iloc[0]) == bool(dec[0]) and bool(row["vowel"].iloc[0]) == bool(dec[1])
     res = learn.show_results(max_n=3, show=False)
     assert {"big_pred", "vowel_pred"} <= set(res.columns)
+
+
+# -- review fixes (one test per finding)
+
+def _tiny_learner(df: pd.DataFrame, **kw) -> tuple:
+    dls = TabularDataLoaders.from_df(df, device="cpu", bs=4, **kw)
+    torch.manual_seed(0)
+    return dls, tabular_learner(dls, layers=[8])
+
+
+def test_test_dl_labels_as_fastai_and_predict_never_crashes_on_the_target():
+    df = _toy()
+    dls, learn = _tiny_learner(df, procs=PROCS, cat_names="color", cont_names="x", y_names="y", valid_idx=[4, 5])
+    odd = df.copy()
+    odd["y"] = [np.nan, "a", "zzz", "b", "a", "b"]  # missing and never-seen targets
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        tdl = dls.test_dl(odd)
+    assert not [w for w in rec if "labels" in str(w.message)]  # default: unusable labels dropped quietly
+    assert tdl.dataset.ys is None and tdl.dataset.cats[:, 0].tolist() == [2, 1, 2, 0, 0, 1]
+    assert dls.test_dl(df).dataset.ys.tolist() == [0, 1, 0, 1, 0, 1]  # default: usable labels kept (fastai)
+    _, targs = learn.get_preds(dl=dls.test_dl(df))
+    assert targs.tolist() == [0, 1, 0, 1, 0, 1]
+    assert dls.test_dl(df, with_labels=False).dataset.ys is None
+    assert dls.test_dl(df, with_labels=True).dataset.ys.tolist() == [0, 1, 0, 1, 0, 1]
+    with pytest.warns(UserWarning, match=r"labels of these rows were dropped.*'y' has 1 missing value"):
+        assert dls.test_dl(odd, with_labels=True).dataset.ys is None
+    with pytest.warns(UserWarning, match=r"labels of these rows were dropped.*never seen.*'zzz'"):
+        assert dls.test_dl(odd.iloc[1:], with_labels=True).dataset.ys is None
+    expect = learn.predict(df.iloc[2].drop("y"))
+    for y in ("zzz", np.nan):  # a row whose target is unknown or missing still predicts, the same way
+        row = df.iloc[2].copy()
+        row["y"] = y
+        full, clas, probs = learn.predict(row)
+        assert int(clas) == int(expect[1]) and torch.allclose(probs, expect[2])
+        assert full["y"].iloc[0] == dls.vocab[int(clas)]
+
+
+def test_from_df_infers_cont_names_in_frame_order():
+    df = pd.DataFrame({"b": [1.0, 2, 3, 4, 5], "c": list("ppqqp"), "a": [5.0, 4, 3, 2, 1], "y": [0.0, 1, 0, 1, 0]})
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify], cat_names="c", y_names="y", valid_idx=[4])
+    assert dls.cont_names == ["b", "a"] and dls.cat_names == ["c"]
+    assert dls.train.dataset.conts.tolist() == [[1.0, 5.0], [2.0, 4.0], [3.0, 3.0], [4.0, 2.0]]
+    dls = TabularDataLoaders.from_df(df.drop(columns="c"), procs=[Categorify], y_names="y", valid_idx=[4])
+    assert dls.cat_names == [] and dls.cont_names == ["b", "a"]
+
+
+def test_from_csv_skips_initial_spaces_and_rejects_unknown_options(tmp_path):
+    (tmp_path / "t.csv").write_text("age, workclass, y\n30, Private, a\n40, State-gov, b\n50, Private, a\n")
+    dls = TabularDataLoaders.from_csv(tmp_path / "t.csv", procs=[Categorify], cat_names="workclass",
+                                      cont_names="age", y_names="y", valid_idx=[2], device="cpu")
+    assert list(dls.classes["workclass"]) == ["#na#", "Private", "State-gov"] and list(dls.vocab) == ["a", "b"]
+    assert dls.test_dl(pd.DataFrame({"workclass": ["Private"], "age": [1]})).dataset.cats.tolist() == [[1]]
+    raw = TabularDataLoaders.from_csv(tmp_path / "t.csv", skipinitialspace=False, procs=[Categorify],
+                                      cat_names=" workclass", cont_names="age", y_names=" y", valid_idx=[2])
+    assert list(raw.classes[" workclass"]) == ["#na#", " Private", " State-gov"]
+    with pytest.raises(TypeError, match=r"\['sep'\].*pd.read_csv"):
+        TabularDataLoaders.from_csv(tmp_path / "t.csv", sep=",", cat_names="workclass", y_names="y")
+
+
+def test_categorical_dtype_order_is_kept_for_columns_and_target():
+    size = pd.Categorical(["small", "large", "small", "medium"], categories=["small", "medium", "large", "huge"],
+                          ordered=True)
+    grade = pd.Categorical(["lo", "hi", "lo", "lo"], categories=["lo", "mid", "hi", "top"], ordered=True)
+    df = pd.DataFrame({"size": size, "x": [1.0, 2, 3, 4], "grade": grade})
+    to = TabularPandas(df, procs=[Categorify], cat_names="size", cont_names="x", y_names="grade",
+                       splits=([0, 1, 2], [3]))
+    assert list(to.classes["size"]) == ["#na#", "small", "medium", "large", "huge"]  # order kept, unused included
+    assert to.cats[:, 0].tolist() == [1, 3, 1, 2]  # 'medium' (valid only) is known through the dtype
+    assert list(to.vocab) == ["lo", "hi"]  # target: categories' order, those present in training (fastai strict)
+    assert to.ys.tolist() == [0, 1, 0, 0]
+
+
+def test_export_round_trip_with_integer_column_names(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({0: rng.choice(list("ab"), 12), 1: rng.normal(size=12), 2: rng.choice(list("pq"), 12)})
+    df.loc[3, 1] = np.nan
+    to = TabularPandas(df, procs=PROCS, cat_names=[0], cont_names=[1], y_names=[2], splits=(list(range(10)), [10, 11]))
+    back = TabularPandas.from_state(json.loads(json.dumps(to.state())))  # what export stores
+    assert back.new(df, warn_unknown=False).conts.tolist() == to.conts.tolist()
+    assert back.new(df, warn_unknown=False).cats.tolist() == to.cats.tolist()
+    dls, learn = _tiny_learner(df, procs=PROCS, cat_names=[0], cont_names=[1], y_names=[2], valid_idx=[10, 11],
+                               path=tmp_path)
+    learn2 = load_learner(learn.export("int.pkl"))
+    assert learn2.dls.cat_names == [0, "1_na"] and learn2.dls.cont_names == [1]
+    assert learn2.dls.classes[0] == dls.classes[0] and learn2.dls.procs[0].na_dict == dls.procs[0].na_dict
+    for i in (0, 3):
+        full, clas, probs = learn2.predict(df.iloc[i])
+        assert torch.allclose(probs, learn.predict(df.iloc[i])[2], atol=1e-6)
+        assert full[2].iloc[0] == dls.vocab[int(clas)]
+
+
+def test_non_string_scalar_names_are_one_name():
+    df = pd.DataFrame({0: [1.0, 2.0, 3.0, 4.0], 1: list("abab"), 2: [0.5, 1.5, 2.5, 3.5]})
+    to = TabularPandas(df, procs=[Categorify], cat_names=1, cont_names=0, y_names=2)
+    assert to.cat_names == [1] and to.cont_names == [0] and to.y_names == [2]
+    assert to.ys[:, 0].tolist() == [0.5, 1.5, 2.5, 3.5]
+    assert cont_cat_split(df, dep_var=2) == ([0], [1])
+
+
+def test_text_in_a_continuous_column_fails_before_the_procs_by_name():
+    df = _toy()
+    df["x"] = ["1", "2", "lots", None, "5", "6"]
+    with pytest.raises(ValueError, match=r"Continuous column 'x' holds non-numbers \(e.g. 'lots'.*cat_names"):
+        TabularPandas(df, procs=[FillMissing, Normalize], cont_names="x", y_names="y")
+    df["x"] = ["1", "2", "3", None, "5", "6"]  # numbers as text are converted, as before
+    to = TabularPandas(df, procs=[Categorify, FillMissing], cont_names="x", y_names="y", splits=([0, 1, 2, 3], [4, 5]))
+    assert to.conts[:, 0].tolist() == [1.0, 2.0, 3.0, 2.0, 5.0, 6.0]
+
+
+def test_missing_targets_are_refused_when_building_the_table():
+    df = _toy()
+    df.loc[2, "y"] = None
+    with pytest.raises(ValueError, match=r"Target column 'y' has 1 missing value: drop them \(df.dropna\(subset=\['y'\]\)\)"):
+        TabularPandas(df, procs=[Categorify], cat_names="color", y_names="y")
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "t": [0.5, np.nan, np.nan]})
+    with pytest.raises(ValueError, match=r"Target column 't' has 2 missing values"):
+        TabularPandas(df, cont_names="x", y_names="t")
+
+
+def test_an_all_missing_continuous_column_is_named_as_such():
+    df = _toy()
+    df["x"] = np.nan
+    with pytest.raises(ValueError, match=r"\['x'\] have no values in the training rows"):
+        TabularPandas(df, procs=[FillMissing], cont_names="x", y_names="y")
+    with pytest.raises(ValueError, match=r"\['x'\] have missing values: add FillMissing"):
+        TabularPandas(df, procs=[], cont_names="x", y_names="y")
+
+
+def test_non_json_vocabulary_raises_export_error_and_writes_nothing(tmp_path):
+    from learnkit.export import ExportError
+    df = _toy()
+    df["day"] = pd.to_datetime(["2024-01-01", "2024-01-02"] * 3).astype("datetime64[ns]")
+    dls, learn = _tiny_learner(df, procs=[Categorify, FillMissing], cat_names=["color", "day"], cont_names="x",
+                               y_names="y", valid_idx=[5], path=tmp_path)
+    assert list(dls.classes["day"][1:]) == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02")]
+    assert dls.train.dataset.cats[:, 1].tolist() == [1, 2, 1, 2, 1]  # dates are matched, not all '#na#'
+    with pytest.raises(ExportError, match=r"column 'day' has the value Timestamp.*astype\(str\)"):
+        learn.export("d.pkl")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_new_then_process_as_in_fastai():
+    to = TabularPandas(_toy(), procs=PROCS, cat_names="color", cont_names="x", y_names="y", splits=([0, 1, 2, 3], [4, 5]))
+    tst = to.new(_toy().iloc[:3], warn_unknown=False)
+    assert tst.process() is None
+    assert tst.cats.tolist() == to.cats[:3].tolist() and torch.equal(tst.conts, to.conts[:3])
+
+
+def test_loader_keywords_are_checked_and_the_known_ones_work(adult):
+    kw = dict(procs=PROCS, cat_names=CAT[:2], cont_names=CONT, y_names="salary", valid_idx=list(range(100)))
+    with pytest.raises(TypeError, match=r"\['drop_lst'\]"):
+        TabularDataLoaders.from_df(adult.iloc[:300], drop_lst=False, **kw)
+    to = TabularPandas(adult.iloc[:300], procs=PROCS, cat_names=CAT[:2], cont_names=CONT, y_names="salary")
+    with pytest.raises(TypeError, match=r"\['shufle'\]"):
+        to.dataloaders(shufle=False)
+    dls = TabularDataLoaders.from_df(adult.iloc[:300], bs=64, shuffle=False, drop_last=False, num_workers=4,
+                                     device="cpu", **kw)
+    assert len(dls.train) == 4 and not dls.train.shuffle  # 200 rows: ceil(200 / 64), the partial batch kept
+    assert torch.equal(next(iter(dls.train))[2], dls.train.dataset.ys[:64])  # in order
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_one_column_of_labels_infers_the_vocab(dtype):
+    labels = [["a"], ["b", "c"], [], ["a", "c"]] if dtype is object else ["a", "b c", "", "a c"]
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "tags": pd.Series(labels, dtype=dtype)})
+    to = TabularPandas(df, cont_names="x", y_names="tags", y_block=MultiCategoryBlock())
+    assert list(to.vocab) == ["a", "b", "c"] and to.c == 3
+    assert to.ys.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0], [1, 0, 1]]
+    assert to.decode_rows(to.cats, to.conts, to.ys)["tags"].tolist() == [["a"], ["b", "c"], [], ["a", "c"]]
+
+
+def test_samples_docstring_names_the_copy_folder(tmp_path):
+    import learnkit.samples
+    from learnkit.data.external import untar_data
+    from learnkit.samples import SAMPLES
+    assert "$LEARNKIT_HOME/data/learnkit_samples/<name>" in learnkit.samples.__doc__
+    assert untar_data(SAMPLES.ADULT_SAMPLE, data=tmp_path) == tmp_path / "learnkit_samples" / "adult_sample"

@@ -3,8 +3,9 @@
 Two ways to get one, both offline:
 
 - ``untar_data(SAMPLES.MNIST_TINY)`` reads like the lessons' ``untar_data(URLs.MNIST_TINY)``: it copies the
-  sample once into ``$LEARNKIT_HOME/data/<name>`` (default ``~/.learnkit``) and returns that writable copy,
-  so ``learn.export()`` / ``learn.save()`` write there, never into the installed package.
+  sample once into ``$LEARNKIT_HOME/data/learnkit_samples/<name>`` (``$LEARNKIT_HOME`` defaults to ``~/.learnkit``;
+  ``untar_data(..., data=d)`` uses ``d/learnkit_samples/<name>``) and returns that writable copy, so
+  ``learn.export()`` / ``learn.save()`` write there, never into the installed package.
 - ``sample_path('mnist_tiny')`` (or ``sample_path(SAMPLES.MNIST_TINY)``) returns the shipped folder itself:
   read-only use, nothing copied.
 """

@@ -30,10 +30,15 @@ __all__ = ["NA", "CategoryMap", "Categorify", "FillStrategy", "FillMissing", "Ta
            "cont_cat_split", "emb_sz_rule", "get_emb_sz"]
 
 NA = "#na#"
+_JSON_VALUES = (str, int, float, bool, type(None))  # what a vocabulary may hold to be exported
 
 
 def _plain(v: Any) -> Any:
-    """numpy scalars -> Python scalars (JSON-safe, hash-equal to what users type)."""
+    """numpy scalars -> Python scalars (JSON-safe, hash-equal to what users type); dates -> pandas Timestamps."""
+    if isinstance(v, np.datetime64):
+        return pd.Timestamp(v)
+    if isinstance(v, np.timedelta64):
+        return pd.Timedelta(v)
     return v.item() if isinstance(v, np.generic) else v
 
 
@@ -45,10 +50,43 @@ def _sorted(values: Iterable) -> list:
         return sorted(vals, key=str)
 
 
+def _pairs(d: dict) -> list:
+    """A dict as ``[[key, value], ...]``: JSON keeps non-string keys (int column names) this way."""
+    return [[k, v] for k, v in d.items()]
+
+
+def _unpairs(x: Any) -> dict:
+    """``_pairs`` undone (also accepts the older plain-dict form)."""
+    return dict(x) if isinstance(x, dict) else {(tuple(k) if isinstance(k, list) else k): v for k, v in x}
+
+
+def _is_categorical(col: pd.Series) -> bool:
+    return isinstance(col.dtype, pd.CategoricalDtype)
+
+
+def _column_vocab(col: pd.Series, only_present: bool = False) -> list:
+    """A column's classes: a pandas categorical's categories in their order (only those present in ``col`` when
+    ``only_present``), else its non-missing values, sorted (fastai's ``CategoryMap``)."""
+    if _is_categorical(col):
+        cats = [_plain(v) for v in col.cat.categories]
+        if only_present:
+            present = {_plain(v) for v in pd.unique(col.dropna())}
+            cats = [v for v in cats if v in present]
+        return cats
+    return _sorted(v for v in pd.unique(col) if not pd.isnull(v))
+
+
+def _suffixed(name: Any, suffix: str) -> Any:
+    """``name`` with ``suffix`` appended (``'y_pred'``); a non-string name is kept as is when there's no suffix."""
+    return f"{name}{suffix}" if suffix else name
+
+
 def _index_of(vocab: Sequence, col: pd.Series) -> np.ndarray:
     """Position of each value of ``col`` in ``vocab`` (int64), -1 for missing or unknown values."""
     idx = pd.Index(list(vocab), dtype=object)
-    return np.asarray(idx.get_indexer(pd.Index(col.to_numpy(), dtype=object)), dtype=np.int64)
+    vals = col.astype(object) if pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col) \
+        else col
+    return np.asarray(idx.get_indexer(pd.Index(vals.to_numpy(), dtype=object)), dtype=np.int64)
 
 
 class CategoryMap(list):
@@ -125,13 +163,13 @@ class FillMissing:
 
     def state(self) -> dict:
         """JSON-safe fitted state."""
-        return {"add_col": self.add_col, "na_dict": self.na_dict, "fills": self.fills}
+        return {"add_col": self.add_col, "na_dict": _pairs(self.na_dict), "fills": _pairs(self.fills)}
 
     @classmethod
     def from_state(cls, state: dict) -> "FillMissing":
         """Rebuild a fitted proc from ``state()``."""
         p = cls(add_col=state["add_col"])
-        p.na_dict, p.fills = dict(state["na_dict"]), dict(state["fills"])
+        p.na_dict, p.fills = _unpairs(state["na_dict"]), _unpairs(state["fills"])
         return p
 
     def __repr__(self) -> str:
@@ -147,9 +185,9 @@ class Categorify:
         self.classes: dict[str, CategoryMap] = {}
 
     def setup(self, train: pd.DataFrame, cat_names: Sequence[str]) -> None:
-        """Learn each column's vocabulary from its (non-missing) training values, sorted."""
-        self.classes = {n: CategoryMap([NA] + _sorted(v for v in pd.unique(train[n]) if not pd.isnull(v)))
-                        for n in cat_names}
+        """Learn each column's vocabulary: its (non-missing) training values sorted, or a pandas categorical's
+        categories in their order (all of them, as fastai)."""
+        self.classes = {n: CategoryMap([NA] + _column_vocab(train[n])) for n in cat_names}
 
     def __getitem__(self, name: str) -> CategoryMap:
         return self.classes[name]
@@ -167,13 +205,20 @@ class Categorify:
 
     def state(self) -> dict:
         """JSON-safe fitted state."""
-        return {"classes": {n: list(v) for n, v in self.classes.items()}}
+        for n, voc in self.classes.items():
+            bad = next((v for v in voc if not isinstance(v, _JSON_VALUES)), None)
+            if bad is not None:
+                from ..export import ExportError  # export sits above the data modules
+                raise ExportError(f"Categorical column {n!r} has the value {bad!r} ({type(bad).__name__}) in its "
+                                  f"vocabulary, which export can't store: convert the column to strings (or numbers) "
+                                  f"before building the DataLoaders, e.g. df[{n!r}] = df[{n!r}].astype(str).")
+        return {"classes": [[n, list(v)] for n, v in self.classes.items()]}
 
     @classmethod
     def from_state(cls, state: dict) -> "Categorify":
         """Rebuild a fitted proc from ``state()``."""
         p = cls()
-        p.classes = {n: CategoryMap(v) for n, v in state["classes"].items()}
+        p.classes = {n: CategoryMap(v) for n, v in _unpairs(state["classes"]).items()}
         return p
 
     def __repr__(self) -> str:
@@ -208,13 +253,13 @@ class TabularNormalize:
 
     def state(self) -> dict:
         """JSON-safe fitted state."""
-        return {"means": self.means, "stds": self.stds}
+        return {"means": _pairs(self.means), "stds": _pairs(self.stds)}
 
     @classmethod
     def from_state(cls, state: dict) -> "TabularNormalize":
         """Rebuild a fitted proc from ``state()``."""
         p = cls()
-        p.means, p.stds = dict(state["means"]), dict(state["stds"])
+        p.means, p.stds = _unpairs(state["means"]), _unpairs(state["stds"])
         return p
 
     def __repr__(self) -> str:
@@ -265,15 +310,37 @@ class _Target:
         self.kind, self.y_names = kind, y_names
         self.vocab = CategoryMap(vocab) if vocab is not None else None
 
+    def _label_lists(self, df: pd.DataFrame) -> list[list] | None:
+        """The rows of a single column of label lists (or space-separated label strings), else None."""
+        if len(self.y_names) != 1:
+            return None
+        col = df[self.y_names[0]]
+        if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+            return None
+        return [[] if not isinstance(ls, (list, tuple, set, np.ndarray, str)) and pd.isnull(ls) else
+                (str(ls).split() if isinstance(ls, str) else [_plain(l) for l in ls]) for ls in col]
+
     def setup(self, train: pd.DataFrame) -> None:
         """Learn the class vocabulary from the training rows (category targets without a given vocab)."""
         if self.kind == "category" and self.vocab is None:
-            self.vocab = CategoryMap(_sorted(v for v in pd.unique(train[self.y_names[0]]) if not pd.isnull(v)))
+            # a pandas categorical keeps its order, limited to the classes present (fastai's strict CategoryMap)
+            self.vocab = CategoryMap(_column_vocab(train[self.y_names[0]], only_present=True))
         elif self.kind == "multicategory" and self.vocab is None:
-            self.vocab = CategoryMap(self.y_names)
+            rows = self._label_lists(train)
+            self.vocab = CategoryMap(self.y_names if rows is None else _sorted({l for ls in rows for l in ls}))
+
+    def check_missing(self, df: pd.DataFrame) -> None:
+        """Raise if a target column has missing values (no label to learn from or to score against)."""
+        n_missing = {n: int(df[n].isnull().sum()) for n in self.y_names}
+        bad = {n: k for n, k in n_missing.items() if k}
+        if bad:
+            n, k = next(iter(bad.items()))
+            raise ValueError(f"Target column {n!r} has {k} missing value{'s' if k > 1 else ''}: drop them "
+                             f"(df.dropna(subset={list(bad)})) before building the table.")
 
     def encode(self, df: pd.DataFrame) -> torch.Tensor:
         """Target columns -> int64 ids (category), float32 multi-hot (multicategory) or float32 values (regression)."""
+        self.check_missing(df)
         if self.kind == "category":
             col = df[self.y_names[0]]
             codes = _index_of(self.vocab, col)
@@ -284,8 +351,8 @@ class _Target:
                                  f"pass y_block=CategoryBlock(vocab=[...]) listing every class.")
             return torch.from_numpy(codes)
         if self.kind == "multicategory":
-            if len(self.y_names) == 1 and df[self.y_names[0]].dtype == object:  # one column of label lists
-                rows = [[_plain(l) for l in ls] for ls in df[self.y_names[0]]]
+            rows = self._label_lists(df)
+            if rows is not None:  # one column of label lists
                 out = np.zeros((len(rows), len(self.vocab)), dtype=np.float32)
                 for i, ls in enumerate(rows):
                     out[i, self.vocab.map_ids(ls, f"Label in {self.y_names[0]!r}")] = 1.0
@@ -318,12 +385,37 @@ class _Target:
 
 # -- TabularPandas
 
-def _as_names(x: Any) -> list[str]:
+def _as_names(x: Any) -> list:
+    """Column names as a list: None -> [], a list/tuple/set/Index/array -> its items, anything else -> one name."""
     if x is None:
         return []
-    if isinstance(x, str):
-        return [x]
-    return list(x)
+    if isinstance(x, (list, tuple, set, frozenset, range, pd.Index, np.ndarray)):
+        return [_plain(n) for n in x]
+    return [_plain(x)]
+
+
+def _numeric_conts(df: pd.DataFrame, cont_names: Sequence) -> pd.DataFrame:
+    """``df`` with every continuous column numeric (text numbers converted), or an error naming the column."""
+    conv = {}
+    for c in cont_names:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col) and not _is_categorical(col):
+            continue
+        try:
+            if pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col):
+                raise TypeError
+            conv[c] = pd.to_numeric(col.astype(object) if _is_categorical(col) else col)
+        except (TypeError, ValueError):
+            bad = next((v for v in col if not pd.isnull(v) and pd.isnull(pd.to_numeric(v, errors="coerce"))),
+                       col.iloc[0] if len(col) else None)
+            raise ValueError(f"Continuous column {c!r} holds non-numbers (e.g. {bad!r}, dtype {col.dtype}): move it "
+                             f"to cat_names, or clean it (cont_cat_split(df) sorts columns by type).") from None
+    if not conv:
+        return df
+    df = df.copy()
+    for c, v in conv.items():
+        df[c] = v
+    return df
 
 
 class TabularPandas:
@@ -361,6 +453,9 @@ class TabularPandas:
     # -- fitting and applying the procs
 
     def _setup(self, df: pd.DataFrame) -> None:
+        df = _numeric_conts(df, self.cont_names)  # before any proc: a text column fails here, by name
+        if self.target is not None:
+            self.target.check_missing(df.iloc[self.splits[0] + self.splits[1]])
         train = df.iloc[self.splits[0]]
         cats = list(self.cat_names)
         for p in self.procs:
@@ -376,18 +471,16 @@ class TabularPandas:
         self.cat_names = cats
         if self.target is not None:
             self.target.setup(train)
-        self._encode(df, with_y=True)
+        self._encode(df, y_mode="strict")
 
-    def _encode(self, df: pd.DataFrame, with_y: bool, warn_unknown: bool = False) -> None:
-        """Run the fitted procs over ``df``; keep the processed frame and its tensors."""
-        df = df.copy()
-        for c in self.cont_names:
-            if not pd.api.types.is_numeric_dtype(df[c]):
-                try:
-                    df[c] = pd.to_numeric(df[c])
-                except (TypeError, ValueError):
-                    raise ValueError(f"Continuous column {c!r} holds non-numbers (e.g. {df[c].iloc[0]!r}): move it to "
-                                     f"cat_names, or clean it (cont_cat_split(df) sorts columns by type).") from None
+    def _encode(self, df: pd.DataFrame, y_mode: str, warn_unknown: bool = False) -> None:
+        """Run the fitted procs over ``df``; keep the processed frame and its tensors.
+
+        ``y_mode``: ``"strict"`` encodes the target (errors raise: building the table), ``"lenient"`` encodes it when
+        it can and otherwise drops it with a warning (``test_dl(with_labels=True)``), ``"quiet"`` does the same
+        without the warning (``test_dl()``: labels when the rows have usable ones, as fastai), ``"none"`` skips it.
+        """
+        df = _numeric_conts(df, self.cont_names).copy()
         unknown: dict[str, int] = {}
         for p in self.procs:
             if isinstance(p, FillMissing):
@@ -402,8 +495,13 @@ class TabularPandas:
                 if unk:
                     unknown[n] = unk
         conts = df[self.cont_names].to_numpy(dtype=np.float64) if self.cont_names else np.zeros((len(df), 0))
-        if np.isnan(conts).any():  # no FillMissing: missing values would poison the model
+        if np.isnan(conts).any():  # missing values would poison the model
             bad = [n for n, m in zip(self.cont_names, np.isnan(conts).any(0)) if m]
+            fm = self.fill_missing
+            empty = [n for n in bad if fm is not None and pd.isnull(fm.fills.get(n, 0.0))]
+            if empty:
+                raise ValueError(f"Continuous column(s) {empty} have no values in the training rows (all missing), so "
+                                 f"FillMissing has nothing to fill them with: drop them, or fill them yourself.")
             raise ValueError(f"Continuous column(s) {bad} have missing values: add FillMissing to procs.")
         norm = self.normalize
         if norm is not None:
@@ -417,8 +515,17 @@ class TabularPandas:
         self.cats = torch.from_numpy(df[self.cat_names].to_numpy(dtype=np.int64, copy=True).reshape(len(df), -1)) \
             if self.cat_names else torch.zeros(len(df), 0, dtype=torch.int64)
         self.conts = torch.from_numpy(conts.astype(np.float32).reshape(len(df), -1))
-        has_y = self.target is not None and with_y and all(n in df.columns for n in self.y_names)
-        self.ys = self.target.encode(df) if has_y else None
+        has_y = self.target is not None and y_mode != "none" and all(n in df.columns for n in self.y_names)
+        self.ys = None
+        if has_y and y_mode == "strict":
+            self.ys = self.target.encode(df)
+        elif has_y:
+            try:
+                self.ys = self.target.encode(df)
+            except (ValueError, KeyError) as e:
+                if y_mode == "lenient":
+                    warnings.warn(f"The labels of these rows were dropped (predictions still work): {e}",
+                                  stacklevel=3)
         if warn_unknown and unknown:
             shown = ", ".join(f"{n!r}: {k}" for n, k in unknown.items())
             warnings.warn(f"Values never seen in the training rows (per column: {shown}) were mapped to the {NA!r} "
@@ -472,8 +579,13 @@ class TabularPandas:
         return pd.Series(self.ys[:, 0].numpy() if self.ys.ndim > 1 else self.ys.numpy(), index=self.items.index,
                          name=self.y_names[0])
 
-    def new(self, df: pd.DataFrame, warn_unknown: bool = True) -> "TabularPandas":
-        """Process another frame with the fitted procs (validation-style: nothing is refitted); targets if present."""
+    def new(self, df: pd.DataFrame, warn_unknown: bool = True, with_labels: bool | None = True) -> "TabularPandas":
+        """Process another frame with the fitted procs (validation-style: nothing is refitted).
+
+        With ``with_labels`` the target columns, when present, are encoded too; labels that can't be (missing, or a
+        class never seen in training) are dropped with a warning, so the rows can still be predicted; with
+        ``with_labels=None`` they are dropped silently, and with ``False`` the target is not read.
+        """
         if isinstance(df, pd.Series):
             df = df.to_frame().T
         missing = [n for n in self._raw_cat_names() + self.cont_names if n not in df.columns]
@@ -488,8 +600,12 @@ class TabularPandas:
         for n in self.cont_names:  # rows read from a Series come back as object columns
             if df[n].dtype == object:
                 df[n] = pd.to_numeric(df[n], errors="coerce")
-        out._encode(df, with_y=True, warn_unknown=warn_unknown)
+        y_mode = "quiet" if with_labels is None else "lenient" if with_labels else "none"
+        out._encode(df, y_mode=y_mode, warn_unknown=warn_unknown)
         return out
+
+    def process(self) -> None:
+        """Nothing to do: ``new(df)`` already ran the fitted procs (kept so fastai's ``to.new(df).process()`` works)."""
 
     def _raw_cat_names(self) -> list[str]:
         fm = self.fill_missing
@@ -536,14 +652,14 @@ class TabularPandas:
         ys = ys.detach().cpu()
         t = self.target
         if t.kind == "category" or t.kind == "multicategory" and len(t.y_names) == 1:
-            df[t.y_names[0] + suffix] = [t.decode(y) for y in ys]
+            df[_suffixed(t.y_names[0], suffix)] = [t.decode(y) for y in ys]
         elif t.kind == "multicategory":
             for j, n in enumerate(t.y_names):
-                df[n + suffix] = (ys.reshape(len(ys), -1)[:, j] > 0.5).numpy()
+                df[_suffixed(n, suffix)] = (ys.reshape(len(ys), -1)[:, j] > 0.5).numpy()
         else:
             y = ys.reshape(len(ys), -1).numpy()
             for j, n in enumerate(t.y_names):
-                df[n + suffix] = y[:, j]
+                df[_suffixed(n, suffix)] = y[:, j]
         return df
 
     # -- export
@@ -551,6 +667,12 @@ class TabularPandas:
     def state(self) -> dict:
         """JSON-safe description of the fitted procs and columns (what inference needs)."""
         t = self.target
+        bad = next((v for v in (t.vocab or []) if not isinstance(v, _JSON_VALUES)), None) if t is not None else None
+        if bad is not None:
+            from ..export import ExportError  # export sits above the data modules
+            raise ExportError(f"Target column {t.y_names[0]!r} has the class {bad!r} ({type(bad).__name__}), which "
+                              f"export can't store: convert the column to strings (or numbers) before building the "
+                              f"DataLoaders.")
         return {"cat_names": self.cat_names, "cont_names": self.cont_names, "y_names": self.y_names,
                 "procs": [{"name": _proc_name(p), "state": p.state()} for p in self.procs],
                 "target": None if t is None else {"kind": t.kind, "vocab": None if t.vocab is None else list(t.vocab)}}

@@ -20,7 +20,7 @@ from ..data.blocks import TransformBlock
 from ..data.core import DataLoaders
 from ..data.transforms import TRAIN, VALID
 from ..utils import Path, default_device
-from .core import TabularPandas
+from .core import TabularPandas, _as_names
 
 __all__ = ["TabDataLoader", "TabularDataLoaders", "TabularRows", "show_df"]
 
@@ -215,6 +215,19 @@ def _as_df_rows(items: Any) -> pd.DataFrame:
                     f"{type(items[0]).__name__ if items else 'an empty list'}.")
 
 
+_LOADER_KWARGS = ("bs", "val_bs", "shuffle", "shuffle_train", "drop_last", "device", "num_workers", "path",
+                  "with_cont")
+
+
+def _check_kwargs(kwargs: dict, read_csv_hint: bool = False) -> None:
+    """Raise ``TypeError`` naming keyword arguments the tabular loaders don't take (rather than ignoring typos)."""
+    if kwargs:
+        hint = (" (from_csv forwards no pd.read_csv options but skipinitialspace: read the CSV with pd.read_csv(...) "
+                "and call TabularDataLoaders.from_df.)" if read_csv_hint else "")
+        raise TypeError(f"Unexpected keyword argument(s) {sorted(kwargs)} for the tabular loaders: they take "
+                        f"{', '.join(_LOADER_KWARGS)} (plus from_df's own arguments).{hint}")
+
+
 class TabularDataLoaders(DataLoaders):
     """Training and validation ``TabDataLoader``s over a ``TabularPandas``; factories ``from_df``/``from_csv``."""
 
@@ -272,10 +285,16 @@ class TabularDataLoaders(DataLoaders):
         """Copy with loader attributes changed (``bs=``, ``device=``...)."""
         return type(self)(*[dl.new(**kwargs) for dl in self.loaders], path=self.path)
 
-    def test_dl(self, items: Any, with_labels: bool = False, bs: int | None = None, **kwargs: Any) -> TabDataLoader:
-        """A validation-style loader over new rows, processed with the fitted procs (targets kept when present)."""
+    def test_dl(self, items: Any, with_labels: bool | None = None, bs: int | None = None,
+                **kwargs: Any) -> TabDataLoader:
+        """A validation-style loader over new rows, processed with the fitted procs.
+
+        Labels, as fastai: by default (``None``) the target columns are encoded when the rows have them and they
+        can be (so ``get_preds(dl=...)`` returns targets); ``True`` also warns when they can't be (missing, or a
+        class never seen in training: they are dropped, never an error); ``False`` never reads them.
+        """
         df = _as_df_rows(items)
-        to = self.to_table.new(df)
+        to = self.to_table.new(df, with_labels=with_labels)
         valid = self.valid
         return valid.new(dataset=to, shuffle=False, drop_last=False, split_idx=VALID, bs=bs or valid.bs)
 
@@ -305,10 +324,19 @@ class TabularDataLoaders(DataLoaders):
 
     @classmethod
     def from_tabular(cls, to: TabularPandas, bs: int = 64, shuffle_train: bool = True, val_bs: int | None = None,
-                     device: Any = None, path: Any = ".", with_cont: bool = True, **kwargs: Any) -> "TabularDataLoaders":
-        """Loaders over a processed ``TabularPandas`` (training shuffled, last partial batch dropped)."""
+                     device: Any = None, path: Any = ".", with_cont: bool = True, shuffle: bool | None = None,
+                     drop_last: bool | None = None, num_workers: int | None = None,
+                     **kwargs: Any) -> "TabularDataLoaders":
+        """Loaders over a processed ``TabularPandas`` (training shuffled, last partial batch dropped).
+
+        ``shuffle`` (fastai's name; same as ``shuffle_train``) and ``drop_last`` set the training loader;
+        ``num_workers`` is accepted and ignored (batches are tensor slices). Other keywords raise ``TypeError``.
+        """
+        _check_kwargs(kwargs)
         dev = torch.device(device) if device is not None else default_device()
-        train = TabDataLoader(to.train, bs=bs, shuffle=shuffle_train, device=dev, with_cont=with_cont, split_idx=TRAIN)
+        shuffle = shuffle_train if shuffle is None else shuffle
+        train = TabDataLoader(to.train, bs=bs, shuffle=shuffle, drop_last=drop_last, device=dev, with_cont=with_cont,
+                              split_idx=TRAIN)
         valid = TabDataLoader(to.valid, bs=val_bs or bs, shuffle=False, device=dev, with_cont=with_cont,
                               split_idx=VALID)
         return cls(train, valid, path=path)
@@ -318,7 +346,15 @@ class TabularDataLoaders(DataLoaders):
                 cont_names: Any = None, y_names: Any = None, y_block: Any = None, valid_idx: Any = None,
                 bs: int = 64, seed: int | None = None, val_bs: int | None = None, shuffle_train: bool = True,
                 device: Any = None, **kwargs: Any) -> "TabularDataLoaders":
-        """Loaders from a DataFrame; ``valid_idx`` (row positions) is the validation set, else a random 20%."""
+        """Loaders from a DataFrame; ``valid_idx`` (row positions) is the validation set, else a random 20%.
+
+        ``cat_names=None`` means no categorical columns; ``cont_names=None`` means every other column that is not a
+        target (in the frame's order), as fastai.
+        """
+        _check_kwargs({k: v for k, v in kwargs.items() if k not in _LOADER_KWARGS}, read_csv_hint=True)
+        if cont_names is None:
+            skip = set(_as_names(cat_names)) | set(_as_names(y_names))
+            cont_names = [c for c in df.columns if c not in skip]
         if valid_idx is None:
             from ..data.splitters import RandomSplitter  # fastai's default split for tables
             splits = RandomSplitter(valid_pct=0.2, seed=seed)(range(len(df)))
@@ -337,14 +373,19 @@ class TabularDataLoaders(DataLoaders):
     @classmethod
     def from_csv(cls, csv: str | os.PathLike, path: str | os.PathLike = ".", procs: Any = None,
                  cat_names: Any = None, cont_names: Any = None, y_names: Any = None, y_block: Any = None,
-                 valid_idx: Any = None, bs: int = 64, **kwargs: Any) -> "TabularDataLoaders":
-        """Loaders from a CSV file (read with pandas); see ``from_df``."""
+                 valid_idx: Any = None, bs: int = 64, skipinitialspace: bool = True,
+                 **kwargs: Any) -> "TabularDataLoaders":
+        """Loaders from a CSV file (``pd.read_csv(csv, skipinitialspace=...)``, fastai's default); see ``from_df``.
+
+        Other ``pd.read_csv`` options are not forwarded: read the frame yourself and use ``from_df``.
+        """
         csv = Path(csv)
         if not csv.exists() and (Path(path) / csv).exists():
             csv = Path(path) / csv
         if not csv.exists():
             raise FileNotFoundError(f"No CSV at {csv}: pass its path (absolute, or relative to path={str(path)!r}).")
-        return cls.from_df(pd.read_csv(csv), path=path, procs=procs, cat_names=cat_names, cont_names=cont_names,
+        return cls.from_df(pd.read_csv(csv, skipinitialspace=skipinitialspace), path=path, procs=procs,
+                           cat_names=cat_names, cont_names=cont_names,
                            y_names=y_names, y_block=y_block, valid_idx=valid_idx, bs=bs, **kwargs)
 
     def __repr__(self) -> str:

@@ -34,13 +34,22 @@ def _image_suffix(url: str) -> str:
     return suffix if suffix in image_extensions else ".jpg"
 
 
+def _next_index(dest: Path) -> int:
+    """One past the highest number naming a file in ``dest`` (``00000041.jpg`` -> 42), 0 if there is none."""
+    nums = [int(p.stem) for p in dest.iterdir()
+            if p.stem.isascii() and p.stem.isdigit() and not p.name.startswith(".")]
+    return max(nums) + 1 if nums else 0
+
+
 def download_images(dest: str | os.PathLike, url_file: str | os.PathLike | None = None, urls: list[str] | None = None,
                     max_pics: int = 1000, n_workers: int = 8, timeout: float = 4) -> ImageDownloads:
     """Download up to ``max_pics`` images from ``urls`` (or the lines of ``url_file``) into ``dest``, in parallel.
 
-    The n-th URL is saved as ``dest/{n:08d}{ext}`` (``ext`` from the URL, ``.jpg`` if it has no image one), so
-    ``get_image_files(dest)`` finds them. Each file is written whole or not at all. Failed URLs (dead links,
-    timeouts after ``timeout`` s) are skipped, listed in a warning and in the returned ``ImageDownloads.failed``.
+    The n-th URL is saved as ``dest/{start + n:08d}{ext}`` (``ext`` from the URL, ``.jpg`` if it has no image one),
+    so ``get_image_files(dest)`` finds them; ``start`` is 0 in an empty folder, else one past the highest-numbered
+    file already there, so calling it again on the same ``dest`` adds images and never overwrites earlier ones.
+    Each file is written whole or not at all. Failed URLs (dead links, timeouts after ``timeout`` s) are skipped,
+    listed in a warning and in the returned ``ImageDownloads.failed``.
     Some "images" may still be web pages: run ``verify_images(get_image_files(dest))`` afterwards.
     """
     if urls is None:
@@ -53,9 +62,11 @@ def download_images(dest: str | os.PathLike, url_file: str | os.PathLike | None 
     dest = Path(dest).expanduser()
     dest.mkdir(parents=True, exist_ok=True)
 
+    start = _next_index(dest)
+
     def fetch(i: int, url: str) -> Path:
         """Download the ``i``-th URL to its numbered file."""
-        return download_url(url, dest / f"{i:08d}{_image_suffix(url)}", show_progress=False, timeout=timeout)
+        return download_url(url, dest / f"{start + i:08d}{_image_suffix(url)}", show_progress=False, timeout=timeout)
 
     saved: dict[int, Path] = {}
     failed: dict[int, tuple[str, str]] = {}
