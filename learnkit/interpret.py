@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Subset
 
 from .data.show import IMAGE_KINDS, format_value, show_sample
+from .data.transforms import TRAIN
 from .learner import Learner
 
 __all__ = ["Interpretation", "ClassificationInterpretation", "SegmentationInterpretation"]
@@ -64,16 +65,17 @@ class Interpretation:
         self.losses = _per_item(losses, len(self))
 
     def __len__(self) -> int:
-        return int(_tup(self.preds)[0].shape[0])
+        return int(_tup(self.preds if self.preds is not None else self.decoded)[0].shape[0])
 
     @classmethod
     def from_learner(cls, learn: Learner, ds_idx: int = 1, dl: Any = None, act: Any = None) -> "Interpretation":
-        """One prediction pass over ``dl`` (default: loader ``ds_idx``, unshuffled and complete), kept for analysis."""
-        if dl is None:
-            dl = learn.dls[ds_idx]
-            if getattr(dl, "shuffle", False) or getattr(dl, "drop_last", False):
-                dl = dl.new(shuffle=False, drop_last=False)
-        keep_inputs = not _can_rebuild(dl)
+        """One prediction pass over ``dl`` (default: loader ``ds_idx``), read unshuffled and complete, kept for analysis.
+
+        A learnkit loader is always read as ``dl.new(shuffle=False, drop_last=False)``, so losses follow dataset
+        order. Over a training loader (random augmentation) the inputs that were scored are kept, so the plots
+        show exactly what each loss was computed on.
+        """
+        dl, keep_inputs = _prepare(learn, ds_idx, dl)
         with learn.no_bar():
             res = learn.get_preds(dl=dl, with_input=keep_inputs, with_decoded=True, with_loss=True, act=act)
         inputs, res = (res[0], res[1:]) if keep_inputs else (None, res)
@@ -233,6 +235,16 @@ def _as_idxs(idxs: Any) -> list[int]:
     return [int(i) for i in idxs]
 
 
+def _prepare(learn: Learner, ds_idx: int, dl: Any) -> tuple[Any, bool]:
+    """The loader to read (unshuffled, complete) and whether its inputs must be kept (not rebuildable as scored)."""
+    if dl is None:
+        dl = learn.dls[ds_idx]
+    if hasattr(dl, "new") and (getattr(dl, "shuffle", False) or getattr(dl, "drop_last", False)):
+        dl = dl.new(shuffle=False, drop_last=False)
+    training_tfms = getattr(dl, "split_idx", None) == TRAIN  # random augmentation: rebuilding would draw anew
+    return dl, training_tfms or not _can_rebuild(dl)
+
+
 def _can_rebuild(dl: Any) -> bool:
     """Whether ``dl`` can give the item at any index again (learnkit loader over an indexable dataset)."""
     ds = getattr(dl, "dataset", None)
@@ -355,7 +367,33 @@ class ClassificationInterpretation(Interpretation):
 
 
 class SegmentationInterpretation(Interpretation):
-    """Interpretation of a segmentation model: per-image loss is the mean pixel loss; top losses show both masks."""
+    """Interpretation of a segmentation model: per-image loss is the mean pixel loss; top losses show both masks.
+
+    ``from_learner`` keeps no probabilities (``preds`` is None: N x C x H x W floats would take gigabytes): only
+    per-image losses, the decoded masks and the target masks, stored as uint8 (int16) when the class ids fit.
+    """
+
+    @classmethod
+    def from_learner(cls, learn: Learner, ds_idx: int = 1, dl: Any = None, act: Any = None) -> "Interpretation":
+        """One prediction pass, batch by batch, keeping per-image losses and compact decoded and target masks."""
+        dl, keep_inputs = _prepare(learn, ds_idx, dl)
+        inputs, targs, decoded, losses = [], [], [], []
+        with learn.no_bar():
+            for b in dl:
+                res = learn.get_preds(dl=[b], with_input=keep_inputs, with_decoded=True, with_loss=True, act=act)
+                if keep_inputs:
+                    inputs.append(res[0])
+                    res = res[1:]
+                preds, t, d, l = res
+                n_classes = int(preds.shape[1]) if preds.ndim > 1 else None
+                del preds
+                targs.append(_compact(t, n_classes))
+                decoded.append(_compact(d, n_classes))
+                losses.append(_per_item(l, int(d.shape[0])))
+        if not losses:
+            raise ValueError("SegmentationInterpretation.from_learner: the loader is empty; nothing to interpret.")
+        return cls(learn, _cat_same(inputs) if keep_inputs else None, None, _cat_same(targs), _cat_same(decoded),
+                   torch.cat(losses), dl=dl)
 
     def plot_top_losses(self, k: int | Sequence[int], largest: bool = True, nrows: int | None = None,
                         ncols: int | None = None, figsize: tuple | None = None,
@@ -377,3 +415,27 @@ class SegmentationInterpretation(Interpretation):
             show_sample(tuple(x) + (preds[r],), tuple(kinds) + ("mask",), ax=axs[r, 2], title="prediction")
         fig.tight_layout()
         return fig
+
+
+def _compact(t: Any, n_classes: int | None) -> Any:
+    """Integer masks as uint8 (ids 0..255) or int16 when every id fits, so N masks of H x W stay small."""
+    if not isinstance(t, torch.Tensor) or torch.is_floating_point(t) or t.dtype == torch.bool or t.numel() == 0:
+        return t
+    lo, hi = int(t.min()), int(t.max())
+    if n_classes is not None:
+        hi = max(hi, n_classes - 1)
+    if 0 <= lo and hi < 256:
+        return t.to(torch.uint8)
+    if -32768 <= lo and hi < 32768:
+        return t.to(torch.int16)
+    return t
+
+
+def _cat_same(parts: list) -> Any:
+    """Concatenate per-batch tensors (or tuples of them) in one dtype: the widest of the batches'."""
+    if isinstance(parts[0], (tuple, list)):
+        return type(parts[0])(_cat_same([p[i] for p in parts]) for i in range(len(parts[0])))
+    dtype = parts[0].dtype
+    for p in parts[1:]:
+        dtype = torch.promote_types(dtype, p.dtype)
+    return torch.cat([p.to(dtype) for p in parts])

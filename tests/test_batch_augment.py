@@ -339,3 +339,73 @@ def test_points_follow_the_pixels_through_a_random_crop_and_resize():
     assert (centroid_rc(mx[:, 0]) - mp[:, 0].flip(-1)).abs().max() <= 0.5
     vx, vp = t((x, pts), ("image", "points"), VALID)  # centre square 40x40 of the 48 columns, resized to 30x36
     assert (centroid_rc(vx[:, 0]) - vp[:, 0].flip(-1)).abs().max() <= 0.5
+
+
+def test_constants_are_made_once_per_device_not_per_batch(monkeypatch):
+    from learnkit.vision import batch_augment
+    x = torch.rand(4, 3, 8, 8)
+    tfms = setup_aug_tfms([Dihedral(p=1.0), Warp(p=1.0), Rotate(p=1.0, draw=[5.0, 10.0, 15.0, 20.0]),
+                           Saturation(p=1.0)])
+    apply_transforms(tfms, (x,), IMG, TRAIN)  # warm: the constants are built here
+    made = []
+    real = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(a) or real(*a, **k))
+    for _ in range(3):
+        out = apply_transforms(tfms, (x,), IMG, TRAIN)[0]
+    assert made == []  # before: Dihedral's table, Warp's corners, the list draw and the luma weights, every batch
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    warp_corners = ((-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0))
+    c = batch_augment._const(warp_corners, torch.device("cpu"))
+    assert c is batch_augment._const(warp_corners, torch.device("cpu")) and c.tolist() == [list(v) for v in warp_corners]
+
+
+def test_flip_takes_fastais_arguments_and_draws():
+    x = torch.arange(2 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4).expand(2, 3, 4, 4).contiguous()
+    x = torch.cat([x, x])  # 4 items
+    f = Flip(p=0.5, draw=None, size=None, mode="bilinear", pad_mode="reflection", align_corners=True, batch=False)
+    assert f.get_config() == {"p": 0.5} and repr(f) == "Flip(p=0.5)"
+    out = Flip(p=1.0, draw=[1, 0, 1, 0])((x,), IMG, TRAIN)[0]
+    assert torch.equal(out[[0, 2]], x[[0, 2]].flip(-1)) and torch.equal(out[[1, 3]], x[[1, 3]])
+    seen = []
+
+    def every_other(b):  # fastai's draw(x): the batch tensor in, one value per item out
+        seen.append(tuple(b.shape))
+        return b.new_zeros(b.size(0)) + torch.tensor([0.0, 1.0, 0.0, 1.0])
+
+    f = Flip(p=1.0, draw=every_other)
+    out = f((x,), IMG, TRAIN)[0]
+    assert seen == [(4, 3, 4, 4)] and torch.equal(out[[1, 3]], x[[1, 3]].flip(-1)) and torch.equal(out[0], x[0])
+    with pytest.raises(TypeError, match="callable draw can't be exported"):
+        f.get_config()
+    assert "callable" in repr(f)
+    # composed into the geometry: the same flips, by the matrix
+    geo = setup_aug_tfms([Flip(p=1.0, draw=every_other), Rotate(p=1.0, draw=0.0)])[0]
+    out = geo((x,), IMG, TRAIN)[0]
+    assert torch.allclose(out[[1, 3]], x[[1, 3]].flip(-1), atol=1e-4) and torch.allclose(out[0], x[0], atol=1e-4)
+    # size: resampled to that size on training and validation (no flip there); JSON config round trip
+    f = Flip(p=1.0, size=8)
+    assert f((x,), IMG, TRAIN)[0].shape == (4, 3, 8, 8) and f.split_idx is None
+    v = f((x,), IMG, VALID)[0]
+    ref = AffineCoordTfm(size=8)((x,), IMG, VALID)[0]
+    assert v.shape == (4, 3, 8, 8) and torch.allclose(v, ref)
+    cfg = json.loads(json.dumps(f.get_config()))
+    assert cfg == {"p": 1.0, "size": [8, 8], "mode": "bilinear", "pad_mode": "reflection", "align_corners": True}
+    assert torch.allclose(Flip(**cfg)((x,), IMG, TRAIN)[0], f((x,), IMG, TRAIN)[0])
+    assert setup_aug_tfms([Flip(size=8), Rotate()])[0].size == (8, 8)
+
+
+def test_callable_draws_for_the_geometry_and_lighting_parts():
+    x, m = quadrant_batch(2)
+    by_callable = Rotate(p=1.0, draw=lambda b: b.new_full((b.size(0),), 90.0))((x,), IMG, TRAIN)[0]
+    by_number = Rotate(p=1.0, draw=90.0)((x,), IMG, TRAIN)[0]
+    assert torch.allclose(by_callable, by_number)
+    z = Zoom(p=1.0, draw=lambda b: torch.full((b.size(0),), 2.0), draw_x=0.5, draw_y=0.5)
+    assert torch.allclose(z((x,), IMG, TRAIN)[0], Zoom(p=1.0, draw=2.0, draw_x=0.5, draw_y=0.5)((x,), IMG, TRAIN)[0])
+    b = Brightness(p=1.0, draw=lambda b: [0.7, 0.3])
+    out = b((x * 0.5 + 0.25,), IMG, TRAIN)[0]
+    assert out[0].mean() > 0.5 > out[1].mean()
+    with pytest.raises(TypeError, match="Rotate.*can't be exported"):
+        Rotate(draw=lambda b: b).get_config()
+    with pytest.raises(ValueError, match="returned 1 values for a batch of 2"):
+        Dihedral(p=1.0, draw=lambda b: [1])((x,), IMG, TRAIN)
+    assert "Rotate(" in repr(Rotate(draw=lambda b: b))

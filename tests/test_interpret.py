@@ -213,3 +213,47 @@ def test_plot_top_losses_title_format_like_fastai():
     interp = crafted()
     assert interp._title(4) == f"c/b / 3.00 / {interp.preds[4].max():.2f}"
     assert re.fullmatch(r"[abc]/[abc] / \d+\.\d\d / \d\.\d\d", interp._title(0))
+
+
+def test_from_learner_on_a_shuffled_training_loader_pairs_losses_with_what_was_scored():
+    from learnkit.vision.all import Flip
+    dls = ImageDataLoaders.from_folder(MNIST, bs=24, num_workers=0, item_tfms=Resize(12),
+                                       batch_tfms=[Flip(p=0.5), Normalize.from_stats([0.5] * 3, [0.25] * 3)])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 2))
+    learn = Learner(dls, model)
+    n = len(dls.train.dataset)
+    assert dls.train.shuffle and dls.train.drop_last and n % 24 != 0  # shuffled, and a last batch to drop
+    interp = ClassificationInterpretation.from_learner(learn, dl=learn.dls.train)
+    assert len(interp) == n and interp.losses.shape == (n,)  # before: shuffled and minus the dropped last batch
+    # the targets are in dataset order, and the kept inputs are the (randomly flipped) ones that were scored
+    labels = [learn.dls.vocab.index(p.parent.name) for p in dls.train.dataset.items]
+    assert interp.targs.tolist() == labels
+    assert interp.inputs is not None and interp.inputs.shape == (n, 3, 12, 12)
+    with torch.no_grad():
+        hand = F.cross_entropy(model(interp.inputs), interp.targs, reduction="none")
+    assert torch.allclose(interp.losses, hand, atol=1e-5)
+    x_at = interp[[3, 7]][0][0]
+    assert torch.equal(x_at, interp.inputs[[3, 7]])
+    # validation: inputs rebuilt by index (no augmentation), same numbers as get_preds
+    interp = ClassificationInterpretation.from_learner(learn, dl=learn.dls.valid)
+    assert interp.inputs is None and len(interp) == len(dls.valid.dataset)
+
+
+def test_segmentation_interpretation_keeps_no_probabilities_and_compact_masks():
+    path = sample_path("camvid_tiny")
+    codes = (path / "codes.txt").read_text().split()
+    db = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=get_image_files,
+                   get_y=lambda o: path / "labels" / f"{o.stem}_P{o.suffix}", splitter=RandomSplitter(seed=0),
+                   item_tfms=Resize(16))
+    dls = db.dataloaders(path / "images", bs=3, num_workers=0)
+    torch.manual_seed(0)
+    learn = Learner(dls, nn.Conv2d(3, len(codes), 3, padding=1), loss_func=CrossEntropyLossFlat(axis=1))
+    interp = SegmentationInterpretation.from_learner(learn)
+    with learn.no_bar():
+        preds, targs, decoded, losses = learn.get_preds(with_decoded=True, with_loss=True)
+    assert interp.preds is None  # before: the full (N, C, H, W) probabilities
+    assert interp.decoded.dtype == torch.uint8 and interp.targs.dtype == torch.uint8
+    assert torch.equal(interp.decoded.long(), decoded) and torch.equal(interp.targs.long(), targs)
+    assert torch.allclose(interp.losses, losses.view(8, -1).mean(1), atol=1e-6)
+    assert len(interp) == 8 and len(interp.plot_top_losses(2).axes) == 6

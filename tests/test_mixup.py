@@ -178,3 +178,84 @@ def test_bad_alpha_and_loss_without_reduction_are_explained():
     learn = make_learner(lambda p, y: F.cross_entropy(p, y))
     with pytest.raises(TypeError, match="reduction"), learn.no_logging():
         learn.fit(1, cbs=MixUp())
+
+
+class CountingCE(CrossEntropyLossFlat):
+    """CrossEntropyLossFlat that counts its calls."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def forward(self, inp, targ):
+        self.calls += 1
+        return super().forward(inp, targ)
+
+
+def mask_learner(loss_func, n=8, bs=4):
+    """Per-pixel classification of 4x4 'images' into 3 classes; half of every mask is ignore_index 255."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 4, 4, generator=g)
+    y = torch.randint(0, 3, (n, 4, 4), generator=g)
+    y[:, :, :2] = 255
+    dls = DataLoaders(TorchDataLoader(TensorDataset(x, y), batch_size=bs, shuffle=True),
+                      TorchDataLoader(TensorDataset(x, y), batch_size=bs), device="cpu")
+    torch.manual_seed(0)
+    learn = Learner(dls, nn.Conv2d(3, 3, 1), loss_func=loss_func, lr=0.0)
+    learn.remove_cb(ProgressCallback)
+    return learn
+
+
+@pytest.mark.parametrize("kw", [dict(ignore_index=255), dict(ignore_index=255, weight=torch.tensor([1.0, 3.0, 0.5]))])
+@pytest.mark.parametrize("cb,draw", [(MixUp, 1.0), (MixUp, 0.3), (CutMix, 0.5), (CutMix, 1.0)])
+def test_mixed_loss_with_ignore_index_and_class_weights(kw, cb, draw):
+    lf = CountingCE(axis=1, **kw)
+    learn = mask_learner(lf)
+    mix, spy, before = cb(), Spy(), Before()
+    mix.distrib = Fixed(draw)
+    torch.manual_seed(1)
+    with learn.no_logging():
+        learn.fit(1, cbs=[mix, spy, before])
+    s, y0 = [t for t in spy.seen if t["training"]][-1], before.yb[1]  # the last of the 2 training batches
+    pred, y1 = s["pred"], mix.yb1[0]
+    plain = F.cross_entropy(pred, y0, ignore_index=255, weight=kw.get("weight"))
+    if cb is MixUp:
+        lam = mix.lam
+        per = [F.cross_entropy(pred, y, ignore_index=255, weight=kw.get("weight"), reduction="none").sum((1, 2))
+               for y in (y0, y1)]
+        w = kw.get("weight", torch.ones(3))
+        cnt = [torch.where(y == 255, 0.0, w[y.clamp(0, 2)]).sum((1, 2)) for y in (y0, y1)]
+        expected = (lam * per[0] + (1 - lam) * per[1]).sum() / (lam * cnt[0] + (1 - lam) * cnt[1]).sum()
+    else:
+        lam = mix.lam.item()
+        expected = lam * plain + (1 - lam) * F.cross_entropy(pred, y1, ignore_index=255, weight=kw.get("weight"))
+    assert torch.allclose(s["loss"], expected, atol=1e-6)
+    if draw == 1.0:  # lam = 1 (MixUp) / no box (CutMix): exactly the plain loss (before: about half of it)
+        assert torch.allclose(s["loss"], plain, atol=1e-6) and plain > 0.5
+    assert lf.reduction == "mean"
+    n_train, n_valid = 2, 2
+    assert lf.calls == 2 * n_train + n_valid  # two per training batch (before: three), one per validation batch
+    assert learn.loss_func is lf  # the learner's own loss is back
+
+
+def test_mixup_at_lam_zero_is_the_partner_loss_with_ignore_index():
+    lf = CrossEntropyLossFlat(axis=1, ignore_index=255)
+    mix = MixUp()
+    g = torch.Generator().manual_seed(0)
+    pred, y0, y1 = torch.randn(4, 3, 4, 4, generator=g), torch.randint(0, 3, (4, 4, 4), generator=g), \
+        torch.randint(0, 3, (4, 4, 4), generator=g)
+    y0[:, :3] = 255
+    mix.yb1, mix.lam = (y1,), torch.zeros(4)
+    assert torch.allclose(mix._mix(lf, pred, (y0,)), lf(pred, y1), atol=1e-6)
+    mix.lam = torch.ones(4)
+    assert torch.allclose(mix._mix(lf, pred, (y0,)), lf(pred, y0), atol=1e-6)
+
+
+def test_mixup_beta_on_the_device_is_made_once():
+    mix = MixUp(0.4)
+    assert mix._beta(torch.device("cpu")) is mix.distrib
+    d = mix._beta(torch.device("meta"))
+    assert d is mix._beta(torch.device("meta")) and d.concentration1.device.type == "meta"
+    assert float(mix.distrib.concentration1) == pytest.approx(0.4)
+    mix.distrib = Fixed(0.3)  # a replaced distribution is used as given
+    assert mix._beta(torch.device("meta")) is mix.distrib

@@ -182,3 +182,28 @@ def test_learns_above_chance_on_camvid_sample(camvid_dls, one_thread):
     majority = counts.max().item() / counts.sum().item()  # always predicting the commonest class in valid
     assert after[0] < base[0] - 0.5  # measured: 3.54 -> 2.01
     assert acc > majority + 0.08, (acc, majority)  # measured: 0.40 against 0.27
+
+
+def test_explicit_args_win_over_config(camvid_dls):
+    from learnkit.vision.unet_learner import unet_config
+    learn = unet_learner(camvid_dls, tiny_cnn, pretrained=False, config=unet_config(blur=True), self_attention=True)
+    opts = learn.model_spec["unet"]
+    assert opts["self_attention"] is True and opts["blur"] is True  # before: config dropped self_attention
+    learn = unet_learner(camvid_dls, tiny_cnn, pretrained=False, config=unet_config(self_attention=True, blur=True),
+                         blur=False)
+    # an argument left at its default doesn't count as passed: config's self_attention stays (blur=False is the default)
+    assert learn.model_spec["unet"]["self_attention"] is True and learn.model_spec["unet"]["blur"] is True
+    learn = unet_learner(camvid_dls, tiny_cnn, pretrained=False, config=unet_config(y_range=(0, 1)), y_range=(-1, 2))
+    assert learn.model_spec["unet"]["y_range"] == [-1.0, 2.0]
+
+
+def test_grey_images_with_default_n_in_say_pass_n_in_1():
+    from learnkit.data.core import DataLoader, DataLoaders
+    items = [(torch.rand(1, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
+    dl = DataLoader(items, bs=2, num_workers=0, kinds=("image", "mask"), device="cpu")
+    dls = DataLoaders(dl, dl.new(shuffle=False))
+    with pytest.raises(ValueError, match=r"the images have 1 channel but n_in=3: pass n_in=1 \(or load them as RGB\)"):
+        unet_learner(dls, tiny_cnn, pretrained=False, n_out=3)
+    learn = unet_learner(dls, tiny_cnn, pretrained=False, n_out=3, n_in=1)
+    with torch.no_grad():
+        assert learn.model(torch.rand(2, 1, 32, 32)).shape == (2, 3, 32, 32)

@@ -99,3 +99,26 @@ def test_without_ipywidgets_the_same_choices_work_in_a_script(mnist_copy, monkey
     cleaner._ipython_display_()
     out = capsys.readouterr().out
     assert "pip install ipywidgets" in out and "<Delete>" in out
+
+
+def test_items_that_are_not_files_go_through_the_x_getter(mnist_copy):
+    import pandas as pd
+    from learnkit.data.core import DataLoader, DataLoaders
+    files = sorted(mnist_copy.glob("*/*/*.png"))[:40] + sorted(mnist_copy.glob("*/*/*.png"))[-40:]
+    labels = [f.parent.name for f in files]
+    for dls in (ImageDataLoaders.from_lists(mnist_copy, files, labels, seed=0, bs=16, num_workers=0),
+                ImageDataLoaders.from_df(pd.DataFrame({"fname": [str(f) for f in files], "label": labels}),
+                                         mnist_copy, seed=0, bs=16, num_workers=0)):
+        torch.manual_seed(0)
+        learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 2)))
+        cleaner = ImageClassifierCleaner(learn, max_n=100)  # before: TypeError from Path((fname, label)) / Path(row)
+        shown = set(cleaner.fns)
+        assert shown and shown <= set(files) and all(f.parent.name == cleaner.category for f in shown)
+        cleaner.set_view(cleaner.vocab[1], "Valid")
+        assert cleaner.fns and all(f.parent.name == cleaner.vocab[1] for f in cleaner.fns)
+    # items that are not files and no getter turning them into files: an error naming the factories to use
+    from types import SimpleNamespace
+    from learnkit.vision.widgets import _files
+    learn = SimpleNamespace(dls=SimpleNamespace(getters=None))
+    with pytest.raises(ValueError, match="items look like 3.*ImageDataLoaders.from_folder"):
+        _files(learn, SimpleNamespace(dataset=SimpleNamespace()), [3], 0)

@@ -110,3 +110,44 @@ def test_vision_learner_with_xresnet_and_export_round_trip(dls, tmp_path, one_th
     loaded = load_learner(learn.export())
     p1, _ = loaded.get_preds(dl=loaded.dls.test_dl(items))
     assert p0.shape == (6, 10) and torch.allclose(p0, p1, atol=1e-6)
+
+
+def test_simple_self_attention_sym_trains_its_conv_and_is_symmetric():
+    torch.manual_seed(0)
+    m = SimpleSelfAttention(4, sym=True)
+    assert set(m.state_dict()) == {"gamma", "conv.weight_orig", "conv.weight_u", "conv.weight_v"}  # fastai's keys
+    with torch.no_grad():
+        m.gamma.fill_(0.5)
+    x = torch.randn(2, 4, 3, 3)
+    m(x).sum().backward()
+    g = m.conv.weight_orig.grad
+    assert g is not None and g.abs().sum() > 0  # before: None (the conv was never called)
+    m.eval()
+    with torch.no_grad():
+        out = m(x)
+        w = m.conv.weight.view(4, 4)
+        ws = (w + w.t()) / 2
+        xf = x.view(2, 4, -1)
+        expected = 0.5 * torch.bmm(torch.bmm(xf, xf.transpose(1, 2)), ws @ xf) + xf
+    assert torch.allclose(out, expected.view(2, 4, 3, 3), atol=1e-5)
+
+
+def test_vision_all_exports_fastais_layer_names():
+    import learnkit.vision.all as va
+    names = ["ConvLayer", "ResBlock", "BatchNorm", "InstanceNorm", "SEModule", "SimpleSelfAttention", "MaxPool",
+             "AvgPool", "AdaptiveAvgPool", "init_cnn", "NormType"]
+    assert all(n in va.__all__ for n in names)
+    ns = {n: getattr(va, n) for n in va.__all__}  # what `from learnkit.vision.all import *` binds
+    # fastbook ch14's calls, unchanged
+    conv = ns["ConvLayer"](3, 8, stride=2)
+    assert conv[0].stride == (2, 2) and conv(torch.randn(1, 3, 8, 8)).shape == (1, 8, 4, 4)
+    zero = ns["ConvLayer"](8, 8, norm_type=ns["NormType"].BatchZero, act_cls=None)
+    assert torch.equal(zero[1].weight, torch.zeros(8))
+    assert ns["BatchNorm"](4)(torch.randn(2, 4, 3, 3)).shape == (2, 4, 3, 3)
+    assert [ns["NormType"].Batch, ns["NormType"].BatchZero, ns["NormType"].Instance,
+            ns["NormType"].InstanceZero] == ["batch", "batch_zero", "instance", "instance_zero"]
+    block = ns["ResBlock"](1, 8, 16, stride=2)
+    assert block(torch.randn(1, 8, 8, 8)).shape == (1, 16, 4, 4)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(4, 2))
+    ns["init_cnn"](m)
+    assert torch.equal(m[0].bias, torch.zeros(4)) and torch.equal(m[1].bias, torch.zeros(2))

@@ -8,12 +8,23 @@ them), each batch is paired with a shuffled copy of itself:
 - ``CutMix(alpha)``: one ``lam ~ Beta(alpha, alpha)`` per batch gives a box of area ``(1 - lam) * H * W``
   (clipped at the image border) pasted from the shuffled images; ``lam`` becomes ``1 - box area / (H * W)``.
 
-With integer (class) targets the learner's loss function is left in place: in ``after_loss`` the callback
-recomputes it per item (reduction ``'none'``) against both targets and sets ``loss_grad`` to
-``reduce(lam * loss(pred, y) + (1 - lam) * loss(pred, y_shuffled))`` with the loss's own reduction, so it
-works with any classification loss that has a ``reduction`` attribute (``CrossEntropyLossFlat``,
+With integer (class) targets the callback swaps in, for each training batch only (from ``after_pred`` until the
+learner has called it; put back right after, whatever happens), a mixing loss built on the learner's own, so
+each step evaluates the loss twice (against both targets) and never a third time:
+
+- one ``lam`` for the batch (CutMix): ``lerp(loss(pred, y_shuffled), loss(pred, y), lam)``, each with the loss's
+  own reduction (exact with ``ignore_index`` and class ``weight``);
+- one ``lam`` per item (MixUp): per-element losses (reduction ``'none'``), ``lam``-weighted; with ``'mean'`` the
+  sum is divided by the ``lam``-weighted count of valid targets (their class weights summed, ``ignore_index``
+  left out), so at ``lam = 1`` it is exactly the plain loss.
+
+It works with any classification loss that has a ``reduction`` attribute (``CrossEntropyLossFlat``,
 ``LabelSmoothingCrossEntropy``, ``nn.CrossEntropyLoss``...) or takes a ``reduction=`` argument. With float
 targets (multi-hot, soft labels) the targets themselves are blended the same way, as fastai does.
+
+Nothing here waits on the GPU: MixUp draws ``lam`` on the inputs' device (a Beta whose parameters live there,
+made once per device); CutMix draws its box on the CPU (slicing needs host numbers) and keeps ``lam`` there,
+used as a plain number.
 """
 from __future__ import annotations
 
@@ -33,8 +44,23 @@ def _unsqueeze_to(lam: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return lam.reshape(-1, *([1] * (t.ndim - 1))) if lam.ndim else lam
 
 
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+def _weight(lam: torch.Tensor, t: torch.Tensor) -> Any:
+    """``lam`` as a lerp weight for ``t``: a plain number when it is one per batch (kept on the CPU, no copy)."""
+    return float(lam) if lam.ndim == 0 else _unsqueeze_to(lam, t).to(device=t.device, dtype=torch.float32)
+
+
+def _valid_weight(lf: Any, y: torch.Tensor, bs: int, k: int) -> torch.Tensor:
+    """Per item, what a 'mean' loss divides by: its ``k`` targets' class weights (1 each), ``ignore_index`` left out."""
+    yi = y.reshape(bs, -1)
+    if yi.shape[1] != k:  # not one target per loss element: plain element count
+        return torch.full((bs,), float(k), device=y.device)
+    ignore = getattr(lf, "ignore_index", None)
+    valid = yi != ignore if isinstance(ignore, int) else torch.ones_like(yi, dtype=torch.bool)
+    w = getattr(lf, "weight", None)
+    if isinstance(w, torch.Tensor):
+        ww = w.to(y.device)[yi.clamp(0, w.numel() - 1)]
+        return torch.where(valid, ww, torch.zeros_like(ww)).sum(1)
+    return valid.sum(1).to(torch.float32)
 
 
 class MixHandler(Callback):
@@ -48,9 +74,22 @@ class MixHandler(Callback):
                              f"be > 0 (e.g. 0.4 for MixUp, 1.0 for CutMix).")
         self.alpha = alpha
         self.distrib = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+        self._cpu_distrib = self.distrib
+        self._distribs: dict[torch.device, Any] = {}
         self.lam: torch.Tensor | None = None
         self.yb1: tuple = ()
         self._mix_loss = False
+        self._orig_lf: Any = None
+
+    def _beta(self, device: torch.device) -> Any:
+        """``Beta(alpha, alpha)`` sampling on ``device`` (made once per device); a replaced ``distrib`` is used as is."""
+        if self.distrib is not self._cpu_distrib or device.type == "cpu":
+            return self.distrib
+        d = self._distribs.get(device)
+        if d is None:
+            a = torch.tensor(float(self.alpha), device=device)
+            d = self._distribs[device] = torch.distributions.Beta(a, a.clone(), validate_args=False)  # no sync
+        return d
 
     def _pair(self) -> torch.Tensor:
         """A random permutation pairing each item with another (on the inputs' device)."""
@@ -63,31 +102,66 @@ class MixHandler(Callback):
         self.yb1 = tuple(y[shuffle] for y in yb)
         self._mix_loss = bool(yb) and all(not torch.is_floating_point(y) for y in yb)
         if yb and not self._mix_loss:
-            self.learn.yb = tuple(torch.lerp(y1.float(), y.float(), _unsqueeze_to(lam, y).to(y.device)) if
-                                  torch.is_floating_point(y) else y for y, y1 in zip(yb, self.yb1))
+            self.learn.yb = tuple(torch.lerp(y1.float(), y.float(), _weight(lam, y)) if torch.is_floating_point(y)
+                                  else y for y, y1 in zip(yb, self.yb1))
         self.lam = lam
 
-    def after_loss(self) -> None:
-        """Replace the loss with ``reduce(lam * loss(pred, y) + (1 - lam) * loss(pred, y_shuffled))``."""
+    # -- the mixing loss, in place of the learner's for one training batch
+    def after_pred(self) -> None:
+        """Swap in the mixing loss for this batch's loss call (class targets only)."""
         learn = self.learn
-        if not self._mix_loss or not learn.yb:
-            return
-        lf = learn.loss_func
+        if self._mix_loss and learn.yb and learn.training:
+            self._orig_lf = learn.loss_func
+            learn.loss_func = self._mixed_loss
+
+    def _restore(self) -> None:
+        if self._orig_lf is not None:
+            if self.learn.loss_func == self._mixed_loss:
+                self.learn.loss_func = self._orig_lf
+            self._orig_lf = None
+
+    def after_loss(self) -> None:
+        """Put the learner's loss function back (already done when the learner called the mixing loss)."""
+        self._restore()
+
+    def after_cancel_batch(self) -> None:
+        """Put the loss function back when a callback cancelled the batch before the loss."""
+        self._restore()
+
+    def after_fit(self) -> None:
+        """Never leave the mixing loss behind."""
+        self._restore()
+
+    def _mixed_loss(self, pred: Any, *yb: Any) -> torch.Tensor:
+        """``lerp(loss(pred, y_shuffled), loss(pred, y), lam)``, reduced as the learner's loss reduces."""
+        lf = self._orig_lf
+        self._restore()  # first: the learner's own loss is back whatever happens below
+        if lf is None:
+            raise RuntimeError(f"{type(self).__name__}: the mixing loss was called outside its training batch.")
+        return self._mix(lf, pred, yb)
+
+    def _mix(self, lf: Callable, pred: Any, yb: tuple) -> torch.Tensor:
         reduction = getattr(lf, "reduction", None)
+        lam = self.lam
+        if lam.ndim == 0 and reduction in ("mean", "sum"):  # one lam (CutMix): each loss with its own reduction
+            l0, l1 = lf(pred, *yb), lf(pred, *self.yb1)
+            return torch.lerp(l1, l0, float(lam))
         per_item = self._per_item(lf, reduction)
-        l0 = per_item(learn.pred, *learn.yb)
-        l1 = per_item(learn.pred, *self.yb1)
+        l0, l1 = per_item(pred, *yb), per_item(pred, *self.yb1)
         bs = self.yb1[0].shape[0]
         if l0.ndim == 0 or l0.numel() % bs:
             raise ValueError(f"{type(self).__name__}: {type(lf).__name__} with reduction='none' gave a loss of shape "
                              f"{tuple(l0.shape)} for a batch of {bs} items; mixing needs per-item (or per-element) "
                              f"losses. Use a loss such as CrossEntropyLossFlat.")
-        lam = self.lam.to(l0.dtype)
-        if lam.ndim:
-            lam = lam.reshape(bs, 1).expand(bs, l0.numel() // bs).reshape(l0.shape)
-        loss = _reduce(torch.lerp(l1, l0, lam), reduction or "mean")
-        learn.loss_grad = loss
-        learn.loss = loss.detach()
+        lam = lam.to(device=l0.device, dtype=l0.dtype) if lam.ndim else lam.expand(bs).to(l0.device, l0.dtype)
+        s0, s1 = l0.reshape(bs, -1).sum(1), l1.reshape(bs, -1).sum(1)
+        if reduction == "sum":
+            return torch.lerp(s1, s0, lam).sum()
+        if reduction not in (None, "mean"):  # 'none': per element, lam-weighted
+            k = l0.numel() // bs
+            return torch.lerp(l1, l0, lam.reshape(bs, 1).expand(bs, k).reshape(l0.shape))
+        n0, n1 = _valid_weight(lf, yb[0], bs, l0.numel() // bs), _valid_weight(lf, self.yb1[0], bs, l0.numel() // bs)
+        return torch.lerp(s1, s0, lam).sum() / torch.lerp(n1, n0, lam).sum()
 
     def _per_item(self, lf: Callable, reduction: str | None) -> Callable[..., torch.Tensor]:
         if reduction is not None:
@@ -107,7 +181,6 @@ class MixHandler(Callback):
         raise TypeError(f"{type(self).__name__} needs per-item losses, but the loss {lf!r} has no `reduction` attribute "
                         f"or argument: use a learnkit or torch.nn loss (e.g. CrossEntropyLossFlat()).")
 
-
 class MixUp(MixHandler):
     """MixUp (Zhang et al. 2017): blend each training item with another, ``lam ~ Beta(alpha, alpha)`` per item."""
 
@@ -119,7 +192,7 @@ class MixUp(MixHandler):
         xb = self.learn.xb
         x = xb[0]
         bs = x.shape[0]
-        lam = self.distrib.sample((bs,)).to(x.device)
+        lam = self._beta(x.device).sample((bs,)).to(x.device)  # already there: no copy
         lam = torch.maximum(lam, 1 - lam)
         shuffle = self._pair()
         self.learn.xb = tuple(torch.lerp(v[shuffle], v, _unsqueeze_to(lam, v).to(v.dtype))
@@ -155,6 +228,6 @@ class CutMix(MixHandler):
         x = x.clone()  # the loader's tensor may be shared (e.g. the batch kept by a callback)
         x[..., y1:y2, x1:x2] = x[shuffle][..., y1:y2, x1:x2]
         self.box = (x1, y1, x2, y2)
-        lam = torch.tensor(1 - (x2 - x1) * (y2 - y1) / float(W * H), device=x.device)
+        lam = torch.tensor(1 - (x2 - x1) * (y2 - y1) / float(W * H))  # on the CPU: used as a plain number
         self.learn.xb = (x, *xb[1:])
         self._set_targets(shuffle, lam)

@@ -8,18 +8,19 @@ from learnkit.vision.core import (PILImage, PILImageBW, PILMask, ImageBlock, Mas
 from learnkit.vision.augment import (ResizeMethod, PadMode, Resize, RandomResizedCrop, CropPad, Albumentations, Flip, Normalize)  # noqa: F401
 from learnkit.vision.batch_augment import (AffineCoordTfm, Dihedral, Rotate, Zoom, Warp, RandomResizedCropGPU, LightingTfm, Brightness, Contrast, Saturation, RandomErasing, setup_aug_tfms, aug_transforms)  # noqa: F401
 from learnkit.vision.data import (ImageDataLoaders, SegmentationDataLoaders)  # noqa: F401
-from learnkit.vision.layers import (NormType)  # noqa: F401
+from learnkit.vision.layers import (NormType, BatchNorm, InstanceNorm, ConvLayer, AdaptiveAvgPool, MaxPool, AvgPool, SEModule, SimpleSelfAttention, ResBlock)  # noqa: F401
 from learnkit.vision.unet import (DynamicUnet, PixelShuffle_ICNR, icnr_init, SelfAttention, ResizeToOrig)  # noqa: F401
 from learnkit.vision.unet_learner import (unet_learner, create_unet_model, unet_config, unet_split)  # noqa: F401
 from learnkit.vision.backbones import (resnet18, resnet34, resnet50, resnet101, resnet152, model_stats, create_arch_model)  # noqa: F401
-from learnkit.vision.xresnet import (XResNet, xresnet_split, xresnet18, xresnet34, xresnet50, xresnet101, xresnet152, xresnet18_deep, xresnet34_deep, xresnet50_deep, xresnet18_deeper, xresnet34_deeper, xresnet50_deeper)  # noqa: F401
+from learnkit.vision.xresnet import (init_cnn, XResNet, xresnet_split, xresnet18, xresnet34, xresnet50, xresnet101, xresnet152, xresnet18_deep, xresnet34_deep, xresnet50_deep, xresnet18_deeper, xresnet34_deeper, xresnet50_deeper)  # noqa: F401
 from learnkit.vision.utils import (download_images)  # noqa: F401
 from learnkit.vision.learner import (create_body, create_head, create_vision_model, num_features_model, has_pool_type, default_split, resnet_split, apply_init, vision_learner, build_vision_model, AdaptiveConcatPool2d, SigmoidRange, sigmoid_range)  # noqa: F401
 from learnkit.vision.widgets import (ImageClassifierCleaner)  # noqa: F401
 
 __all__ = _basics_all + [
     "SegmentationDataLoaders", "DynamicUnet", "PixelShuffle_ICNR", "icnr_init", "SelfAttention", "ResizeToOrig",
-    "NormType", "unet_learner", "create_unet_model", "unet_config", "unet_split",
+    "NormType", "BatchNorm", "InstanceNorm", "ConvLayer", "AdaptiveAvgPool", "MaxPool", "AvgPool", "SEModule",
+    "SimpleSelfAttention", "ResBlock", "init_cnn", "unet_learner", "create_unet_model", "unet_config", "unet_split",
     "PILImage", "PILImageBW", "PILMask", "ImageBlock", "MaskBlock", "load_image", "load_pixels",
     "verify_image", "verify_images", "imagenet_stats", "ImageLoadError", "ResizeMethod", "PadMode", "Resize",
     "RandomResizedCrop", "CropPad", "Albumentations", "Flip", "Normalize", "AffineCoordTfm", "Dihedral", "Rotate", "Zoom",

@@ -406,16 +406,55 @@ class Flip(Transform):
 
     Alone it is an exact flip (no resampling, any dtype). ``aug_transforms`` / ``setup_aug_tfms``
     compose it into the geometry matrix of ``batch_augment.AffineCoordTfm``, so the flip costs no
-    extra resampling there. ``batch=True`` flips the whole batch or none of it.
+    extra resampling there. ``batch=True`` flips the whole batch or none of it. fastai's arguments:
+    ``draw`` fixes the flips (1 flips, 0 doesn't; one number, one per item, or a callable given the batch
+    tensor and returning one per item), then kept with probability ``p``; ``size`` resamples the output to that
+    size (``mode``, ``pad_mode``, ``align_corners`` as ``AffineCoordTfm``), also on validation (no flip there).
     """
 
     order = 30
-    split_idx = 0
 
-    def __init__(self, p: float = 0.5, batch: bool = False) -> None:
+    def __init__(self, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
+                 mode: str = "bilinear", pad_mode: str = PadMode.Reflection, align_corners: bool = True,
+                 batch: bool = False) -> None:
         if not 0 <= p <= 1:
             raise ValueError(f"Flip(p={p}): p is a probability in [0, 1].")
         self.p, self.batch = float(p), bool(batch)
+        self.draw = draw if draw is None or callable(draw) or isinstance(draw, (int, float)) else \
+            [float(v) for v in draw]
+        self.size = None if size is None else _size_hw(size, "Flip")
+        self.mode = _check_choice(mode, ("bilinear", "nearest", "bicubic"), "mode", "Flip")
+        self.pad_mode = _check_choice(pad_mode, _PAD_MODES, "pad_mode", "Flip")
+        self.align_corners = bool(align_corners)
+        self._resampler: Any = None
+
+    @property
+    def split_idx(self) -> int | None:  # type: ignore[override]
+        """Training only, unless the output has a fixed ``size`` (then validation resizes, unflipped)."""
+        return None if self.size is not None else 0
+
+    def __call__(self, sample: tuple, kinds: Sequence[str], split_idx: int = 0) -> tuple:
+        """Flip the chosen items; with ``size``, flip and resize in one resampling (``AffineCoordTfm``)."""
+        if self.size is None:
+            return super().__call__(sample, kinds, split_idx)
+        if self._resampler is None:
+            from .batch_augment import AffineCoordTfm  # batch_augment builds on this module
+            self._resampler = AffineCoordTfm([self], size=self.size, mode=self.mode, pad_mode=self.pad_mode,
+                                             align_corners=self.align_corners)
+        return self._resampler(sample, kinds, split_idx)
+
+    def flips(self, x: torch.Tensor) -> torch.Tensor:
+        """Which of the ``x.shape[0]`` items flip (bool, on ``x``'s device): ``draw`` or a coin per item, then ``p``."""
+        n, dev = x.shape[0], x.device
+        if self.draw is None:
+            d = torch.ones(n, device=dev)
+        else:
+            from .batch_augment import _given
+            d = _given(self.draw, n, dev, "Flip", x)
+        if self.p < 1:
+            keep = torch.rand(1 if self.batch else n, device=dev) < self.p
+            d = torch.where(keep, d, torch.zeros_like(d))
+        return d > 0.5
 
     def before_call(self, sample: tuple, kinds: Sequence[str], split_idx: int) -> None:
         """Choose which items of the batch flip (one draw per item, shared by all of its values)."""
@@ -424,7 +463,7 @@ class Flip(Transform):
             ref = next((v for v in sample if isinstance(v, torch.Tensor) and v.ndim > 0), None)
         if ref is None:
             raise ValueError(f"Flip is a batch transform on tensors; the batch (kinds {tuple(kinds)}) has none.")
-        self._flip = torch.rand(1 if self.batch else ref.shape[0], device=ref.device).expand(ref.shape[0]) < self.p
+        self._flip = self.flips(ref)
         self._width = ref.shape[-1] if ref.ndim >= 3 else None
 
     def _flipped(self, x: torch.Tensor) -> torch.Tensor:
@@ -448,5 +487,23 @@ class Flip(Transform):
         return torch.where(self._flip.view(-1, *([1] * (p.ndim - 1))), mirrored, p)
 
     def get_config(self) -> dict:
-        """Constructor arguments."""
-        return {"p": self.p, "batch": True} if self.batch else {"p": self.p}
+        """Constructor arguments (only those that differ from the defaults, besides ``p``)."""
+        if callable(self.draw):
+            raise TypeError(f"Flip(draw={self.draw!r}): a callable draw can't be exported (get_config must be JSON). "
+                            f"Pass a number or a list of 0/1 values as draw, or drop this transform before export.")
+        cfg: dict = {"p": self.p}
+        if self.draw is not None:
+            cfg["draw"] = self.draw
+        if self.size is not None:
+            cfg.update(size=list(self.size), mode=self.mode, pad_mode=self.pad_mode, align_corners=self.align_corners)
+        if self.batch:
+            cfg["batch"] = True
+        return cfg
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_resampler": None}  # rebuilt on first use
+
+    def __repr__(self) -> str:
+        draw = "<callable>" if callable(self.draw) else self.draw
+        return (f"Flip(p={self.p}, draw={draw!r}, size={self.size}, batch={self.batch})" if self.draw is not None
+                or self.size is not None else f"Flip(p={self.p}" + (", batch=True)" if self.batch else ")"))

@@ -13,7 +13,10 @@ Lighting (``Brightness``, ``Contrast``, ``Saturation``) works in logit space as 
 merged into one ``LightingTfm``. ``RandomErasing`` runs after ``Normalize`` (order 100).
 
 Random parameters are drawn per item (``batch=True``: one draw for the whole batch) with torch's
-RNG on the batch's device, so ``set_seed`` reproduces them and nothing syncs with the host. Every
+RNG on the batch's device, so ``set_seed`` reproduces them and nothing syncs with the host: the constant
+tensors (Dihedral's table, Warp's corners, the luma weights, list draws) are made once per device and dtype
+and reused, never copied from the host per batch. A ``draw`` may also be a callable, given the batch tensor
+as in fastai (it can't be exported: ``get_config`` says so). Every
 augmentation is training-only (``split_idx = 0``, so export skips it) except when an output
 ``size`` is given: then validation gets the deterministic version (a resize, or a centre crop for
 ``RandomResizedCropGPU``) and the transform is exported.
@@ -38,15 +41,49 @@ Draw = float | Sequence[float] | None
 
 
 # ---------------------------------------------------------------- random draws (vectorised, on the device)
-def _given(draw: Any, n: int, device: torch.device, name: str) -> torch.Tensor:
-    """A user-fixed draw: one number for every item, or a list with at least one value per item."""
+_CONSTS: dict[tuple, torch.Tensor] = {}
+
+
+def _const(values: Any, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A constant tensor made once per (values, device, dtype) and reused: no host-to-device copy per batch.
+
+    Callers must not modify it in place.
+    """
+    key = (values, torch.device(device), dtype)
+    t = _CONSTS.get(key)
+    if t is None:
+        if len(_CONSTS) > 4096:  # many distinct user-fixed draws: start again rather than grow without bound
+            _CONSTS.clear()
+        t = _CONSTS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return t
+
+
+def _tupled(v: Any) -> Any:
+    return tuple(_tupled(o) for o in v) if isinstance(v, (list, tuple)) else v
+
+
+def _given(draw: Any, n: int, device: torch.device, name: str, x: torch.Tensor | None = None) -> torch.Tensor:
+    """A user-fixed draw: one number for every item, a list with at least one value per item, or a callable.
+
+    A callable gets the batch tensor ``x`` (as fastai's ``draw(x)``) and returns one value per item.
+    """
+    if callable(draw):
+        ref = x if x is not None else torch.zeros(n, device=device)
+        vals = draw(ref)
+        t = vals.to(device=device, dtype=torch.float32) if isinstance(vals, torch.Tensor) else \
+            torch.as_tensor(vals, dtype=torch.float32).to(device)
+        t = t.reshape(-1) if t.ndim else t.expand(n)
+        if t.numel() < n:
+            raise ValueError(f"{name}: draw({type(ref).__name__} of shape {tuple(ref.shape)}) returned {t.numel()} "
+                             f"values for a batch of {n} items; return one value per item.")
+        return t[:n]
     if isinstance(draw, (int, float)):
         return torch.full((n,), float(draw), device=device)
     vals = list(draw)
     if len(vals) < n:
         raise ValueError(f"{name}: draw has {len(vals)} values but the batch has {n} items; give one number "
                          f"or at least one value per item.")
-    return torch.tensor(vals[:n], dtype=torch.float32, device=device)
+    return _const(tuple(float(v) for v in vals[:n]), device)
 
 
 def _uniform(n: int, device: torch.device, lo: float, hi: float, batch: bool) -> torch.Tensor:
@@ -75,15 +112,33 @@ def _check_p(p: float, name: str) -> float:
     return float(p)
 
 
-def _draw_cfg(draw: Draw) -> Any:
-    return draw if draw is None or isinstance(draw, (int, float)) else [float(v) for v in draw]
+def _draw_cfg(draw: Any) -> Any:
+    """A draw as stored: None, a number, a list of numbers, or a callable (given the batch, as in fastai)."""
+    return draw if draw is None or callable(draw) or isinstance(draw, (int, float)) else [float(v) for v in draw]
+
+
+def _draw_json(t: Any, **draws: Any) -> dict:
+    """The draws of ``t`` for ``get_config``: a callable can't be written to JSON, so say what to do instead."""
+    for k, v in draws.items():
+        if callable(v):
+            raise TypeError(f"{type(t).__name__}({k}={v!r}): a callable draw can't be exported (get_config must be "
+                            f"JSON). Pass a number or a list of numbers as {k}, or drop this transform before export.")
+    return draws
+
+
+def _safe_repr(t: Any) -> str:
+    """``Name(arg=value, ...)`` even when ``get_config`` refuses (a callable draw)."""
+    try:
+        cfg = t.get_config()
+    except TypeError:
+        cfg = {k: v for k, v in vars(t).items() if not k.startswith("_") and k != "parts"}
+    return f"{type(t).__name__}({', '.join(f'{k}={v!r}' for k, v in cfg.items())})"
 
 
 # ---------------------------------------------------------------- geometry
-def _flip_mats(t: Flip, n: int, device: torch.device) -> torch.Tensor:
+def _flip_mats(t: Flip, n: int, device: torch.device, x: torch.Tensor | None = None) -> torch.Tensor:
     """``Flip``'s part of a composed geometry: x -> -x for the chosen items."""
-    batch = bool(getattr(t, "batch", False))
-    sx = _masked(torch.full((n,), -1.0, device=device), t.p, 1.0, batch)
+    sx = 1 - 2 * t.flips(x if x is not None else torch.zeros(n, device=device)).float()
     z, o = torch.zeros_like(sx), torch.ones_like(sx)
     return _stack_mat(sx, z, z, z, o, z)
 
@@ -146,6 +201,7 @@ class AffineCoordTfm(Transform):
 
     order = 30
     _role: str | None = None  # parts: 'affine' (matrix, aspect-corrected), 'warp' (perspective), 'crop'
+    _x: torch.Tensor | None = None  # the batch's reference tensor, for callable draws
 
     def __init__(self, tfms: Sequence[Any] = (), size: int | Sequence[int] | None = None, mode: str = "bilinear",
                  pad_mode: str = PadMode.Reflection, mode_mask: str = "nearest", align_corners: bool = True) -> None:
@@ -168,6 +224,8 @@ class AffineCoordTfm(Transform):
                 self.size = tfm.size
         elif isinstance(tfm, Flip):
             new = [tfm]
+            if self.size is None and tfm.size is not None:
+                self.size = tfm.size
         else:
             raise TypeError(f"{type(self).__name__}.compose: can't merge a {type(tfm).__name__} into the geometry; "
                             f"only Flip, Dihedral, Rotate, Zoom, Warp and RandomResizedCropGPU compose.")
@@ -211,12 +269,15 @@ class AffineCoordTfm(Transform):
             aff, warp, crop_m, projective = eye, eye, eye, False
             if split_idx == 0:
                 for t in self.parts:
+                    t._x = ref  # what a callable draw gets (fastai's draw(x))
                     if isinstance(t, Flip):
-                        aff = aff @ _flip_mats(t, n, dev)
+                        aff = aff @ _flip_mats(t, n, dev, ref)
                     elif t._role == "affine":
                         aff = aff @ t._part_mat(n, h, w, dev, split_idx)
                     elif t._role == "warp":
                         warp, projective = t._part_mat(n, h, w, dev, split_idx) @ warp, True
+            for t in self.parts:
+                t._x = None  # don't hold on to the batch
             if crop is not None:
                 crop_m = crop._part_mat(n, h, w, dev, split_idx)
             aff = aff.clone()
@@ -297,13 +358,13 @@ class AffineCoordTfm(Transform):
 
     def __repr__(self) -> str:
         if type(self) is not AffineCoordTfm:
-            return super().__repr__()
+            return _safe_repr(self)
         parts = ", ".join(repr(t) for t in self.parts)
         return f"AffineCoordTfm([{parts}], size={self.size}, mode={self.mode!r}, pad_mode={self.pad_mode!r})"
 
 
-def _draw_list(draw: Draw) -> list[float]:
-    if draw is None:
+def _draw_list(draw: Any) -> list[float]:
+    if draw is None or callable(draw):  # a callable's values are unknown until called
         return []
     return [float(draw)] if isinstance(draw, (int, float)) else [float(v) for v in draw]
 
@@ -321,20 +382,20 @@ class Dihedral(AffineCoordTfm):
 
     def _part_mat(self, n: int, h: int, w: int, device: torch.device, split_idx: int) -> torch.Tensor:
         if self.draw is not None:
-            idx = _given(self.draw, n, device, "Dihedral")
+            idx = _given(self.draw, n, device, "Dihedral", self._x)
         else:
             idx = torch.randint(0, 8, (1 if self.batch else n,), device=device).float()
             idx = idx.expand(n) if self.batch else idx
         idx = _masked(idx, self.p, 0.0, self.batch).long()
-        table = torch.tensor([[1, -1, 1, -1, -1, 1, 1, -1], [1, 1, -1, 1, -1, -1, 1, -1],
-                              [1, 1, 1, 0, 1, 0, 0, 0], [0, 0, 0, 1, 0, 1, 1, 1]], dtype=torch.float32, device=device)
+        table = _const(((1, -1, 1, -1, -1, 1, 1, -1), (1, 1, -1, 1, -1, -1, 1, -1),
+                        (1, 1, 1, 0, 1, 0, 0, 0), (0, 0, 0, 1, 0, 1, 1, 1)), device)
         xs, ys, m0, m1 = table[:, idx]
         z = torch.zeros_like(xs)
         return _stack_mat(xs * m0, xs * m1, z, ys * m1, ys * m0, z)
 
     def get_config(self) -> dict:
         """Constructor arguments."""
-        return {"p": self.p, "draw": self.draw, "batch": self.batch, **self._common_config()}
+        return {"p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch, **self._common_config()}
 
 
 class Rotate(AffineCoordTfm):
@@ -350,7 +411,7 @@ class Rotate(AffineCoordTfm):
         super().__init__(size=size, mode=mode, pad_mode=pad_mode, align_corners=align_corners)
 
     def _part_mat(self, n: int, h: int, w: int, device: torch.device, split_idx: int) -> torch.Tensor:
-        deg = (_given(self.draw, n, device, "Rotate") if self.draw is not None
+        deg = (_given(self.draw, n, device, "Rotate", self._x) if self.draw is not None
                else _uniform(n, device, -self.max_deg, self.max_deg, self.batch))
         th = _masked(deg, self.p, 0.0, self.batch) * (math.pi / 180)
         c, s, z = th.cos(), th.sin(), torch.zeros_like(th)
@@ -358,7 +419,8 @@ class Rotate(AffineCoordTfm):
 
     def get_config(self) -> dict:
         """Constructor arguments."""
-        return {"max_deg": self.max_deg, "p": self.p, "draw": self.draw, "batch": self.batch, **self._common_config()}
+        return {"max_deg": self.max_deg, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch,
+                **self._common_config()}
 
 
 class Zoom(AffineCoordTfm):
@@ -378,18 +440,19 @@ class Zoom(AffineCoordTfm):
         super().__init__(size=size, mode=mode, pad_mode=pad_mode, align_corners=align_corners)
 
     def _part_mat(self, n: int, h: int, w: int, device: torch.device, split_idx: int) -> torch.Tensor:
-        zoom = (_given(self.draw, n, device, "Zoom") if self.draw is not None
+        zoom = (_given(self.draw, n, device, "Zoom", self._x) if self.draw is not None
                 else _uniform(n, device, self.min_zoom, self.max_zoom, self.batch))
         s = 1 / _masked(zoom, self.p, 1.0, self.batch)
-        cx, cy = (_given(d, n, device, "Zoom") if d is not None else _uniform(n, device, 0, 1, self.batch)
+        cx, cy = (_given(d, n, device, "Zoom", self._x) if d is not None else _uniform(n, device, 0, 1, self.batch)
                   for d in (self.draw_x, self.draw_y))
         z = torch.zeros_like(s)
         return _stack_mat(s, z, (1 - s) * (2 * cx - 1), z, s, (1 - s) * (2 * cy - 1))
 
     def get_config(self) -> dict:
         """Constructor arguments."""
-        return {"min_zoom": self.min_zoom, "max_zoom": self.max_zoom, "p": self.p, "draw": self.draw,
-                "draw_x": self.draw_x, "draw_y": self.draw_y, "batch": self.batch, **self._common_config()}
+        return {"min_zoom": self.min_zoom, "max_zoom": self.max_zoom, "p": self.p,
+                **_draw_json(self, draw=self.draw, draw_x=self.draw_x, draw_y=self.draw_y), "batch": self.batch,
+                **self._common_config()}
 
 
 class Warp(AffineCoordTfm):
@@ -406,18 +469,18 @@ class Warp(AffineCoordTfm):
 
     def _part_mat(self, n: int, h: int, w: int, device: torch.device, split_idx: int) -> torch.Tensor:
         def draw(given: Draw) -> torch.Tensor:
-            v = (_given(given, n, device, "Warp") if given is not None
+            v = (_given(given, n, device, "Warp", self._x) if given is not None
                  else _uniform(n, device, -self.magnitude, self.magnitude, self.batch))
             return _masked(v, self.p, 0.0, self.batch)
         xt, yt = draw(self.draw_x), draw(self.draw_y)
-        orig = torch.tensor([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]], device=device).expand(n, 4, 2)
+        orig = _const(((-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)), device).expand(n, 4, 2)
         targ = torch.stack([torch.stack([-1 - yt, -1 - xt], -1), torch.stack([-1 + yt, 1 + xt], -1),
                             torch.stack([1 + yt, -1 + xt], -1), torch.stack([1 - yt, 1 - xt], -1)], 1)
         return _homography(targ, orig)  # output position targ[i] samples the source corner orig[i] (as fastai)
 
     def get_config(self) -> dict:
         """Constructor arguments."""
-        return {"magnitude": self.magnitude, "p": self.p, "draw_x": self.draw_x, "draw_y": self.draw_y,
+        return {"magnitude": self.magnitude, "p": self.p, **_draw_json(self, draw_x=self.draw_x, draw_y=self.draw_y),
                 "batch": self.batch, **self._common_config()}
 
 
@@ -494,6 +557,7 @@ class LightingTfm(Transform):
     order = 40
     split_idx = 0
     _is_part = False
+    _x: torch.Tensor | None = None  # the batch's images, for callable draws
 
     def __init__(self, tfms: Sequence[Any] = ()) -> None:
         self.parts: list[Any] = [self] if self._is_part else []
@@ -523,7 +587,7 @@ class LightingTfm(Transform):
 
     def _draw_exp(self, n: int, device: torch.device, given: Draw, max_lighting: float) -> torch.Tensor:
         if given is not None:
-            v = _given(given, n, device, type(self).__name__)
+            v = _given(given, n, device, type(self).__name__, self._x)
         else:
             v = _uniform(n, device, math.log(1 - max_lighting), -math.log(1 - max_lighting), self.batch).exp()
         return _masked(v, self.p, 1.0, self.batch)
@@ -534,7 +598,11 @@ class LightingTfm(Transform):
         if ref is None or ref.ndim != 4:
             raise ValueError(f"{type(self).__name__} is a batch transform on images (B, C, H, W); the batch (kinds "
                              f"{tuple(kinds)}) has none.")
+        for t in self.parts:
+            t._x = ref
         self._changes = [t._draw(ref.shape[0], ref.device) for t in self.parts]
+        for t in self.parts:
+            t._x = None  # don't hold on to the batch
 
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
         """``sigmoid(f(logit(x)))`` with every part's change, in float32 (the result in ``x``'s dtype)."""
@@ -553,7 +621,7 @@ class LightingTfm(Transform):
 
     def __repr__(self) -> str:
         if type(self) is not LightingTfm:
-            return super().__repr__()
+            return _safe_repr(self)
         return f"LightingTfm([{', '.join(repr(t) for t in self.parts)}])"
 
 
@@ -567,7 +635,7 @@ class Brightness(LightingTfm):
 
     def _draw(self, n: int, device: torch.device) -> torch.Tensor:
         if self.draw is not None:
-            v = _given(self.draw, n, device, "Brightness")
+            v = _given(self.draw, n, device, "Brightness", self._x)
         else:
             v = _uniform(n, device, 0.5 * (1 - self.max_lighting), 0.5 * (1 + self.max_lighting), self.batch)
         return _masked(v, self.p, 0.5, self.batch)
@@ -577,7 +645,7 @@ class Brightness(LightingTfm):
 
     def get_config(self) -> dict:
         """Constructor arguments."""
-        return {"max_lighting": self.max_lighting, "p": self.p, "draw": self.draw, "batch": self.batch}
+        return {"max_lighting": self.max_lighting, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch}
 
 
 class Contrast(LightingTfm):
@@ -596,7 +664,7 @@ class Contrast(LightingTfm):
 
     def get_config(self) -> dict:
         """Constructor arguments."""
-        return {"max_lighting": self.max_lighting, "p": self.p, "draw": self.draw, "batch": self.batch}
+        return {"max_lighting": self.max_lighting, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch}
 
 
 class Saturation(LightingTfm):
@@ -616,14 +684,14 @@ class Saturation(LightingTfm):
     def _apply(self, logits: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
         if logits.shape[1] != 3:
             return logits
-        luma = torch.tensor([0.2989, 0.5870, 0.1140], device=logits.device).view(1, 3, 1, 1)
+        luma = _const((0.2989, 0.5870, 0.1140), logits.device, logits.dtype).view(1, 3, 1, 1)
         gray = (logits * luma).sum(1, keepdim=True)
         c = change.view(-1, 1, 1, 1)
         return logits.mul_(c).add_(gray * (1 - c))
 
     def get_config(self) -> dict:
         """Constructor arguments."""
-        return {"max_lighting": self.max_lighting, "p": self.p, "draw": self.draw, "batch": self.batch}
+        return {"max_lighting": self.max_lighting, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch}
 
 
 _LIGHTING = {c.__name__: c for c in (Brightness, Contrast, Saturation)}

@@ -181,11 +181,10 @@ class SimpleSelfAttention(nn.Module):
         """Self-attended ``x`` (same shape)."""
         size = x.size()
         x = x.view(*size[:2], -1)
-        if self.sym:  # symmetric kernel, computed functionally (fastai reassigns conv.weight in place)
+        convx = self.conv(x)  # the call recomputes the spectral-normed weight from weight_orig (gradients flow)
+        if self.sym:  # symmetric kernel (W + W^T) / 2: conv(x) = W x, plus W^T x with the weight just computed
             c = self.conv.weight.view(self.n_in, self.n_in)
-            convx = torch.nn.functional.conv1d(x, ((c + c.t()) / 2).view(self.n_in, self.n_in, 1))
-        else:
-            convx = self.conv(x)
+            convx = (convx + torch.nn.functional.conv1d(x, c.t().reshape(self.n_in, self.n_in, 1))) / 2
         xxT = torch.bmm(x, x.permute(0, 2, 1).contiguous())
         o = self.gamma * torch.bmm(xxT, convx) + x
         return o.view(*size).contiguous()

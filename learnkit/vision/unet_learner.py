@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from ..learner import Learner
@@ -143,6 +144,21 @@ def _n_out(dls: "DataLoaders", n_out: int | None) -> int:
     return int(n_out)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether an option equals its default (lists and tuples alike)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _check_channels(xb: Any, n_in: int) -> None:
+    """A clear error when the images' channels don't match ``n_in`` (grey images with the default ``n_in=3``)."""
+    if isinstance(xb, torch.Tensor) and xb.ndim == 4 and xb.shape[1] != n_in:
+        c = int(xb.shape[1])
+        raise ValueError(f"unet_learner: the images have {c} channel{'s' if c != 1 else ''} but n_in={n_in}: pass "
+                         f"n_in={c}" + (" (or load them as RGB)" if c == 1 else "") + ".")
+
+
 def unet_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out: int | None = None,
                  pretrained: bool | str | os.PathLike = True, weights: Any = None, config: dict | None = None,
                  loss_func: Any = None, opt_func: Callable = Adam, lr: float = 1e-3,
@@ -157,7 +173,8 @@ def unet_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out: i
 
     ``n_out`` defaults to the number of mask codes (``dls.c``); ``loss_func`` to
     ``CrossEntropyLossFlat(axis=1)``; ``img_size`` (where the skips are found) to the size of a
-    training batch; ``config`` (a ``unet_config(...)`` dict) overrides the U-Net options.
+    training batch; ``config`` (a ``unet_config(...)`` dict) gives U-Net options, and the options passed as
+    arguments win over it (fastai's ``{**config, **kwargs}``; an argument left at its default counts as not passed).
     """
     n_out = _n_out(dls, n_out)
     options = dict(blur=blur, blur_final=blur_final, self_attention=self_attention, y_range=y_range,
@@ -167,9 +184,12 @@ def unet_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out: i
         if unknown:
             raise ValueError(f"unet_learner(config=...): unknown option(s) {sorted(unknown)}; the options are "
                              f"{list(_UNET_OPTIONS)}.")
-        options.update(config)
+        defaults = unet_config()
+        given = {k: v for k, v in options.items() if not _same(v, defaults[k])}
+        options = {**options, **config, **given}
+    xb = dls.one_batch()[0]
+    _check_channels(xb, n_in)
     if img_size is None:
-        xb = dls.one_batch()[0]
         img_size = tuple(int(s) for s in xb.shape[-2:])
     img_size = _img_size(img_size)
     model, info = _build(arch, n_out, img_size, pretrained, cut, n_in, weights, init, options)

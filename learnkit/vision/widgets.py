@@ -11,6 +11,7 @@ into ``cleaner.fns`` (the files shown now), so fastai's loops work unchanged::
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from typing import Any
 
@@ -45,11 +46,28 @@ def _split_info(learn: Any, ds_idx: int) -> list[tuple[Path, Any, float]]:
     if items is None:
         raise ValueError(f"ImageClassifierCleaner needs loaders over files: loader {ds_idx}'s dataset has no `items` "
                          f"(file paths). Build the DataLoaders with ImageDataLoaders or a DataBlock over image files.")
+    fns = _files(learn, dl, items, ds_idx)
     dl = dl.new(shuffle=False, drop_last=False)
     with learn.no_bar():
         _, targs, losses = learn.get_preds(dl=dl, with_loss=True)
     vocab = list(learn.dls.vocab)
-    return [(Path(fn), vocab[int(t)], float(l)) for fn, t, l in zip(items, targs.tolist(), losses.tolist())]
+    return [(fn, vocab[int(t)], float(l)) for fn, t, l in zip(fns, targs.tolist(), losses.tolist())]
+
+
+def _files(learn: Any, dl: Any, items: Any, ds_idx: int) -> list[Path]:
+    """The image file of each item: the item itself, or what the loader's x getter reads from it (a list entry, a row)."""
+    getters = getattr(getattr(dl.dataset, "dsets", None), "getters", None) or getattr(learn.dls, "getters", None)
+    get_x = getters[0] if getters else None
+    fns = []
+    for it in items:
+        fn = it if isinstance(it, (str, os.PathLike)) else get_x(it) if get_x is not None else None
+        if not isinstance(fn, (str, os.PathLike)):
+            raise ValueError(f"ImageClassifierCleaner needs an image file per item: loader {ds_idx}'s items look like "
+                             f"{it!r}, and its x getter gives {fn!r}, not a path. Build the DataLoaders with "
+                             f"ImageDataLoaders.from_folder / from_name_func / from_lists / from_df, or a DataBlock "
+                             f"whose get_x returns the image's file path.")
+        fns.append(Path(fn))
+    return fns
 
 
 class ImageClassifierCleaner:
