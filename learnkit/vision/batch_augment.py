@@ -213,7 +213,7 @@ class AffineCoordTfm(Transform):
         self.align_corners = bool(align_corners)
         self.parts: list[Any] = [self] if self._role is not None else []
         for t in tfms:
-            self.compose(_part_from_config(t) if isinstance(t, dict) else t)
+            self.compose(_from_config(t, _GEOMETRY, "AffineCoordTfm") if isinstance(t, dict) else t)
 
     # -- composition
     def compose(self, tfm: Any) -> None:
@@ -543,11 +543,12 @@ class RandomResizedCropGPU(AffineCoordTfm):
 _GEOMETRY = {c.__name__: c for c in (Flip, Dihedral, Rotate, Zoom, Warp, RandomResizedCropGPU)}
 
 
-def _part_from_config(d: dict) -> Any:
+def _from_config(d: dict, parts: dict[str, type], owner: str) -> Any:
+    """Rebuild one part of a composed transform from its ``{"name", "config"}`` dict (as export stores it)."""
     name = d.get("name")
-    if name not in _GEOMETRY:
-        raise ValueError(f"AffineCoordTfm: unknown geometry part {name!r}; known: {sorted(_GEOMETRY)}.")
-    return _GEOMETRY[name](**d.get("config", {}))
+    if name not in parts:
+        raise ValueError(f"{owner}: unknown part {name!r}; known: {sorted(parts)}.")
+    return parts[name](**d.get("config", {}))
 
 
 # ---------------------------------------------------------------- lighting
@@ -562,7 +563,7 @@ class LightingTfm(Transform):
     def __init__(self, tfms: Sequence[Any] = ()) -> None:
         self.parts: list[Any] = [self] if self._is_part else []
         for t in tfms:
-            self.compose(_lighting_from_config(t) if isinstance(t, dict) else t)
+            self.compose(_from_config(t, _LIGHTING, "LightingTfm") if isinstance(t, dict) else t)
 
     def compose(self, tfm: LightingTfm) -> None:
         """Add ``tfm``'s lighting changes to this one (applied in order, in one pass)."""
@@ -696,12 +697,6 @@ class Saturation(LightingTfm):
 
 _LIGHTING = {c.__name__: c for c in (Brightness, Contrast, Saturation)}
 
-
-def _lighting_from_config(d: dict) -> LightingTfm:
-    name = d.get("name")
-    if name not in _LIGHTING:
-        raise ValueError(f"LightingTfm: unknown lighting part {name!r}; known: {sorted(_LIGHTING)}.")
-    return _LIGHTING[name](**d.get("config", {}))
 
 
 # ---------------------------------------------------------------- random erasing
