@@ -103,7 +103,6 @@ def test_without_ipywidgets_the_same_choices_work_in_a_script(mnist_copy, monkey
 
 def test_items_that_are_not_files_go_through_the_x_getter(mnist_copy):
     import pandas as pd
-    from learnkit.data.core import DataLoader, DataLoaders
     files = sorted(mnist_copy.glob("*/*/*.png"))[:40] + sorted(mnist_copy.glob("*/*/*.png"))[-40:]
     labels = [f.parent.name for f in files]
     for dls in (ImageDataLoaders.from_lists(mnist_copy, files, labels, seed=0, bs=16, num_workers=0),
