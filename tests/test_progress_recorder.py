@@ -57,6 +57,7 @@ def test_recorder_smooths_with_debiased_ema_and_records_per_epoch():
     assert rec.metric_names == ["epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time"]
     assert len(rec.values) == 2 and rec.iters == [8, 16]
     assert rec.values[0][0] == pytest.approx(expected[7]) and rec.values[1][0] == pytest.approx(expected[15])
+    assert rec.final_record == rec.values[1][1:]  # the last validation pass stays readable after the fit
     valid_loss, acc, err = learn.validate()
     assert rec.values[1][1:] == pytest.approx([valid_loss, acc, err])
     assert acc + err == pytest.approx(1.0)

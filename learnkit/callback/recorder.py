@@ -177,7 +177,7 @@ class Recorder(Callback):
         if self.add_time:
             self.log.append(format_time(time.perf_counter() - self._t0))
         learn.logger(self.log)
-        self._train_loss, self.final_record, self._t0 = None, None, time.perf_counter()
+        self._train_loss, self._t0 = None, time.perf_counter()  # final_record stays: the last validation pass
 
     def after_fit(self) -> None:
         """Read device-side losses back once."""
