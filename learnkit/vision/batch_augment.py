@@ -626,13 +626,24 @@ class LightingTfm(Transform):
         return f"LightingTfm([{', '.join(repr(t) for t in self.parts)}])"
 
 
-class Brightness(LightingTfm):
-    """Change each image's brightness, with probability ``p``, by up to ``max_lighting`` (logit space)."""
+class _LightingPart(LightingTfm):
+    """A lighting part: ``max_lighting``, probability ``p``, optional fixed ``draw``; a factor in [1 - m, 1 / (1 - m)]."""
 
     _is_part = True
 
     def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Draw = None, batch: bool = False) -> None:
         self._init_part(max_lighting, p, draw, batch)
+
+    def _draw(self, n: int, device: torch.device) -> torch.Tensor:
+        return self._draw_exp(n, device, self.draw, self.max_lighting)
+
+    def get_config(self) -> dict:
+        """Constructor arguments."""
+        return {"max_lighting": self.max_lighting, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch}
+
+
+class Brightness(_LightingPart):
+    """Change each image's brightness, with probability ``p``, by up to ``max_lighting`` (logit space)."""
 
     def _draw(self, n: int, device: torch.device) -> torch.Tensor:
         if self.draw is not None:
@@ -644,43 +655,19 @@ class Brightness(LightingTfm):
     def _apply(self, logits: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
         return logits.add_(torch.logit(change).view(-1, 1, 1, 1))
 
-    def get_config(self) -> dict:
-        """Constructor arguments."""
-        return {"max_lighting": self.max_lighting, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch}
 
-
-class Contrast(LightingTfm):
+class Contrast(_LightingPart):
     """Scale each image's contrast (logit space), with probability ``p``, by a factor in [1 - m, 1 / (1 - m)]."""
-
-    _is_part = True
-
-    def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Draw = None, batch: bool = False) -> None:
-        self._init_part(max_lighting, p, draw, batch)
-
-    def _draw(self, n: int, device: torch.device) -> torch.Tensor:
-        return self._draw_exp(n, device, self.draw, self.max_lighting)
 
     def _apply(self, logits: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
         return logits.mul_(change.view(-1, 1, 1, 1))
 
-    def get_config(self) -> dict:
-        """Constructor arguments."""
-        return {"max_lighting": self.max_lighting, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch}
 
-
-class Saturation(LightingTfm):
+class Saturation(_LightingPart):
     """Scale each RGB image's saturation (logit space), with probability ``p``, by a factor in [1 - m, 1 / (1 - m)].
 
     Images with other than 3 channels pass unchanged.
     """
-
-    _is_part = True
-
-    def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Draw = None, batch: bool = False) -> None:
-        self._init_part(max_lighting, p, draw, batch)
-
-    def _draw(self, n: int, device: torch.device) -> torch.Tensor:
-        return self._draw_exp(n, device, self.draw, self.max_lighting)
 
     def _apply(self, logits: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
         if logits.shape[1] != 3:
@@ -690,13 +677,8 @@ class Saturation(LightingTfm):
         c = change.view(-1, 1, 1, 1)
         return logits.mul_(c).add_(gray * (1 - c))
 
-    def get_config(self) -> dict:
-        """Constructor arguments."""
-        return {"max_lighting": self.max_lighting, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch}
-
 
 _LIGHTING = {c.__name__: c for c in (Brightness, Contrast, Saturation)}
-
 
 
 # ---------------------------------------------------------------- random erasing

@@ -292,6 +292,12 @@ def _add_norm(dls: "DataLoaders", model: nn.Module, n_in: int) -> None:
     dls.add_batch_tfms([Normalize.from_stats(mean, std)])
 
 
+def is_resnet_body(info: ArchInfo, cut: Any, body: nn.Module) -> bool:
+    """True for an uncut torchvision ResNet body, which fastai splits in two groups (``resnet_split``)."""
+    return (info.source == "torchvision" and info.name.startswith("resnet") and cut is None
+            and isinstance(body, nn.Sequential))
+
+
 def vision_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out: int | None = None,
                    pretrained: bool | str | os.PathLike = True, weights: Any = None, loss_func: Any = None,
                    opt_func: Callable = Adam, lr: float = 1e-3, splitter: Callable | None = None, cbs: Any = None,
@@ -311,8 +317,7 @@ def vision_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out:
     if normalize and is_pretrained:
         _add_norm(dls, model, n_in)
     if splitter is None:
-        resnet = (info.source == "torchvision" and info.name.startswith("resnet") and cut is None
-                  and isinstance(model[0], nn.Sequential))
+        resnet = is_resnet_body(info, cut, model[0])
         xres = info.source == "callable" and info.name.startswith("learnkit.vision.xresnet:") and cut is None
         splitter = resnet_split if resnet else xresnet_split if xres else default_split
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter, cbs=cbs,

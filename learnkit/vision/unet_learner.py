@@ -23,7 +23,7 @@ from ..learner import Learner
 from ..losses import CrossEntropyLossFlat
 from ..optimizer import Adam
 from .backbones import ArchInfo, create_arch_model
-from .learner import _add_norm, create_body
+from .learner import _add_norm, create_body, is_resnet_body
 from .unet import DynamicUnet
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -197,9 +197,7 @@ def unet_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out: i
     if normalize and is_pretrained:
         _add_norm(dls, model, n_in)
     if splitter is None:
-        resnet = (info.source == "torchvision" and info.name.startswith("resnet") and cut is None
-                  and isinstance(model.encoder, nn.Sequential))
-        splitter = unet_resnet_split if resnet else unet_split
+        splitter = unet_resnet_split if is_resnet_body(info, cut, model.encoder) else unet_split
     if loss_func is None:
         loss_func = CrossEntropyLossFlat(axis=1)
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter, cbs=cbs,
