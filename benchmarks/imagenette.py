@@ -7,7 +7,12 @@ Recipes (every setting can be overridden by its flag):
   ``RandomResizedCrop(128, min_scale=0.35)`` + flip + ImageNet normalisation, fp16 mixed precision.
 - ``fast``: aimed at the shortest time to 90% validation accuracy: the anchor's augmentation and loss with
   a bigger batch, progressive resizing (``--prog-start`` of the size until ``--prog-finish`` of training),
-  channels_last and ``torch.compile``, more epochs.
+  channels_last and ``torch.compile``, more epochs, and the images decoded once into device memory
+  (``--preload``: ``dls.preload()``, the random crop done per batch by ``RandomResizedCropGPU``).
+- ``leaderboard``: the Imagenette leaderboard's 128 px / 20 epoch recipe on xresnet50: ``ranger``,
+  ``fit_flat_cos``, Mish activations, self-attention, lr 8e-3.
+
+``--opt``, ``--sched``, ``--act`` and ``--sa`` mix these parts into any recipe (a sweep is a shell loop).
 
 Prints one line per epoch (epoch, seconds, train loss, valid loss, accuracy) and writes a JSON result
 (``--out``): the settings, per-epoch rows, total fit time, wall time including data setup, and the fit
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -34,9 +40,15 @@ from typing import Any
 
 RECIPES: dict[str, dict[str, Any]] = {
     "anchor": dict(arch="xresnet50", size=128, bs=64, epochs=5, lr=8e-3, wd=1e-2, min_scale=0.35, precision="fp16",
-                   channels_last=False, compile=False, prog_start=None, prog_finish=0.5, label_smoothing=0.1),
+                   channels_last=False, compile=False, prog_start=None, prog_finish=0.5, label_smoothing=0.1,
+                   opt="adam", sched="one_cycle", act="relu", sa=False, preload=False),
     "fast": dict(arch="xresnet50", size=128, bs=128, epochs=20, lr=1e-2, wd=1e-2, min_scale=0.35, precision="fp16",
-                 channels_last=True, compile=True, prog_start=0.75, prog_finish=0.5, label_smoothing=0.1),
+                 channels_last=True, compile=True, prog_start=0.75, prog_finish=0.5, label_smoothing=0.1,
+                 opt="adam", sched="one_cycle", act="relu", sa=False, preload=True),
+    "leaderboard": dict(arch="xresnet50", size=128, bs=64, epochs=20, lr=8e-3, wd=1e-2, min_scale=0.35,
+                        precision="fp16", channels_last=False, compile=False, prog_start=None, prog_finish=0.5,
+                        label_smoothing=0.1, opt="ranger", sched="flat_cos", act="mish", sa=True,
+                        preload=False),
 }
 DEFAULT_DATA = "/work/shared/data/imagenette2-128"
 
@@ -56,6 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-scale", type=float, dest="min_scale")
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing", help="eps; 0 for plain cross-entropy")
     p.add_argument("--precision", choices=["fp16", "bf16", "fp32"])
+    p.add_argument("--opt", choices=["adam", "ranger"], help="Adam (AdamW) or ranger (Lookahead over RAdam)")
+    p.add_argument("--sched", choices=["one_cycle", "flat_cos"], help="fit_one_cycle or fit_flat_cos")
+    p.add_argument("--act", choices=["relu", "mish"], help="the xresnet's activation")
+    p.add_argument("--sa", action=argparse.BooleanOptionalAction, default=None, help="xresnet self-attention")
+    p.add_argument("--preload", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode every image once into device memory (dls.preload()); the random crop then runs per "
+                        "batch on the device (RandomResizedCropGPU) instead of per item in the workers")
     p.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--prog-start", type=float, dest="prog_start",
@@ -160,9 +179,11 @@ def run_learnkit(args: argparse.Namespace) -> dict:
     from learnkit.learner import Learner
     from learnkit.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropy
     from learnkit.metrics import accuracy
+    from learnkit.optimizer import Adam, ranger
     from learnkit.utils import set_seed
     from learnkit.vision import xresnet
-    from learnkit.vision.augment import Flip, Normalize, RandomResizedCrop
+    from learnkit.vision.augment import Flip, Normalize, RandomResizedCrop, Resize
+    from learnkit.vision.batch_augment import RandomResizedCropGPU
     from learnkit.vision.core import ImageBlock, imagenet_stats
 
     set_seed(args.seed)
@@ -172,15 +193,24 @@ def run_learnkit(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    batch_tfms = [Flip(), Normalize.from_stats(*imagenet_stats)]
+    if args.preload:  # keep the images at the copy's 128 px (or the training size if larger), crop per batch
+        xtra = math.ceil(args.size * 0.14 / 8) * 8  # validate on the same centre crop as RandomResizedCrop
+        item_tfms = [Resize(max(args.size, 128), method="squish")]
+        batch_tfms.insert(0, RandomResizedCropGPU(args.size, min_scale=args.min_scale,
+                                                  valid_scale=args.size / (args.size + xtra)))
+    else:
+        item_tfms = [RandomResizedCrop(args.size, min_scale=args.min_scale)]
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=partial(limited_files, limit=args.limit),
                        get_y=parent_label, splitter=GrandparentSplitter(valid_name="val"),
-                       item_tfms=RandomResizedCrop(args.size, min_scale=args.min_scale),
-                       batch_tfms=[Flip(), Normalize.from_stats(*imagenet_stats)])
+                       item_tfms=item_tfms, batch_tfms=batch_tfms)
     dls = dblock.dataloaders(path, bs=args.bs, num_workers=args.workers, device=device)
+    if args.preload:
+        dls.preload()
     arch = getattr(xresnet, args.arch, None)
     if arch is None:
         sys.exit(f"--arch {args.arch}: use one of xresnet18, xresnet34, xresnet50, xresnet101, xresnet152.")
-    model = arch(n_out=len(dls.vocab))
+    model = arch(n_out=len(dls.vocab), act_cls=torch.nn.Mish if args.act == "mish" else torch.nn.ReLU, sa=args.sa)
     loss = LabelSmoothingCrossEntropy(args.label_smoothing) if args.label_smoothing else CrossEntropyLossFlat()
     timer = EpochTimer(device.type)
 
@@ -197,7 +227,8 @@ def run_learnkit(args: argparse.Namespace) -> dict:
     cbs: list = [Timing()]
     if args.prog_start:
         cbs.append(ProgressiveResize(start_size=args.prog_start, finish=args.prog_finish, increase_by=16))
-    learn = Learner(dls, model, loss_func=loss, metrics=accuracy, cbs=cbs)
+    learn = Learner(dls, model, loss_func=loss, metrics=accuracy, cbs=cbs,
+                    opt_func=ranger if args.opt == "ranger" else Adam)
     if args.precision == "fp16":
         learn.to_fp16()
     elif args.precision == "bf16":
@@ -209,10 +240,11 @@ def run_learnkit(args: argparse.Namespace) -> dict:
     setup = time.perf_counter() - wall0
     print(f"learnkit: {args.arch}, {len(dls.train.dataset)} train / {len(dls.valid.dataset)} valid images, "
           f"size {args.size}, bs {args.bs}, {args.precision}, device {device}, setup {setup:.1f}s", flush=True)
+    fit = learn.fit_flat_cos if args.sched == "flat_cos" else learn.fit_one_cycle
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(args.epochs, args.lr, wd=args.wd)
+        fit(args.epochs, args.lr, wd=args.wd)
     return summarise(args, timer.rows, timer.fit_time, time.perf_counter() - wall0, "learnkit",
-                     dict(setup_time=round(setup, 3)))
+                     dict(setup_time=round(setup, 3), n_params=sum(p.numel() for p in model.parameters())))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -30,9 +30,9 @@ def run_fastai(args: argparse.Namespace) -> dict:
     except ImportError:
         sys.exit("--fastai needs fastai installed (pip install fastai); it is not a learnkit dependency.")
     import torch
-    if args.prog_start or args.compile:
-        sys.exit("imagenette_fastai.py runs without progressive resizing or torch.compile: pass --prog-start 0 "
-                 "--no-compile (or use --recipe anchor).")
+    if args.prog_start or args.compile or args.preload:
+        sys.exit("imagenette_fastai.py runs without progressive resizing, torch.compile or preloading: pass "
+                 "--prog-start 0 --no-compile --no-preload (or use --recipe anchor).")
     fv.set_seed(args.seed)
     path = Path(args.data)
     check_data(path)
@@ -58,7 +58,9 @@ def run_fastai(args: argparse.Namespace) -> dict:
             tl, vl, acc = self.learn.recorder.values[-1][:3]
             timer.stop(self.learn.epoch, float(tl), float(vl), float(acc))
 
-    learn = fv.Learner(dls, arch(n_out=len(dls.vocab)), loss_func=loss, metrics=fv.accuracy, cbs=Timing())
+    model = arch(n_out=len(dls.vocab), act_cls=fv.Mish if args.act == "mish" else fv.nn.ReLU, sa=args.sa)
+    learn = fv.Learner(dls, model, loss_func=loss, metrics=fv.accuracy, cbs=Timing(),
+                       opt_func=fv.ranger if args.opt == "ranger" else fv.Adam)
     if args.precision == "fp16":
         learn = learn.to_fp16()
     elif args.precision == "bf16":
@@ -68,10 +70,12 @@ def run_fastai(args: argparse.Namespace) -> dict:
     setup = time.perf_counter() - wall0
     print(f"fastai {fastai.__version__}: {args.arch}, {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, "
           f"size {args.size}, bs {args.bs}, {args.precision}, device {device}, setup {setup:.1f}s", flush=True)
+    fit = learn.fit_flat_cos if args.sched == "flat_cos" else learn.fit_one_cycle
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(args.epochs, args.lr, wd=args.wd)
+        fit(args.epochs, args.lr, wd=args.wd)
     return summarise(args, timer.rows, timer.fit_time, time.perf_counter() - wall0, "fastai",
-                     dict(setup_time=round(setup, 3), fastai=fastai.__version__))
+                     dict(setup_time=round(setup, 3), fastai=fastai.__version__,
+                          n_params=sum(p.numel() for p in model.parameters())))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 from learnkit.samples import sample_path
+from learnkit.vision.xresnet import xresnet18
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import imagenette
@@ -15,9 +17,11 @@ def test_recipes_fill_unset_flags_and_flags_override():
     args = imagenette.parse_args(["--recipe", "anchor", "--workers", "0"])
     assert (args.arch, args.size, args.bs, args.epochs, args.lr, args.wd, args.precision) == \
         ("xresnet50", 128, 64, 5, 8e-3, 1e-2, "fp16")
-    assert args.prog_start is None and not args.compile and args.label_smoothing == 0.1
+    assert args.prog_start is None and not args.compile and args.label_smoothing == 0.1 and not args.preload
     fast = imagenette.parse_args(["--recipe", "fast", "--bs", "32", "--no-compile"])
-    assert fast.bs == 32 and fast.compile is False and fast.channels_last and fast.prog_start == 0.75
+    assert fast.bs == 32 and fast.compile is False and fast.channels_last and fast.prog_start == 0.75 and fast.preload
+    board = imagenette.parse_args(["--recipe", "leaderboard", "--no-sa", "--opt", "adam"])
+    assert (board.opt, board.sched, board.act, board.sa, board.epochs) == ("adam", "flat_cos", "mish", False, 20)
 
 
 def test_limited_files_takes_n_per_class_and_split():
@@ -26,11 +30,13 @@ def test_limited_files_takes_n_per_class_and_split():
 
 
 @pytest.mark.slow
-def test_cpu_smoke_run_writes_the_result(tmp_path, one_thread, capsys):
+@pytest.mark.parametrize("recipe", [["--prog-start", "0.5", "--preload"], ["--opt", "ranger", "--sched", "flat_cos", "--act", "mish",
+                                                              "--sa"]])
+def test_cpu_smoke_run_writes_the_result(tmp_path, one_thread, capsys, recipe):
     out = tmp_path / "res.json"
     res = imagenette.main(["--data", str(sample_path("imagenette_tiny")), "--limit", "4", "--epochs", "2",
                            "--arch", "xresnet18", "--size", "32", "--bs", "8", "--precision", "fp32",
-                           "--workers", "0", "--prog-start", "0.5", "--out", str(out)])
+                           "--workers", "0", "--out", str(out), *recipe])
     printed = capsys.readouterr().out
     assert printed.count("epoch ") == 2 and "accuracy" in printed
     saved = json.loads(out.read_text())
@@ -39,3 +45,6 @@ def test_cpu_smoke_run_writes_the_result(tmp_path, one_thread, capsys):
     assert saved["wall_time"] >= saved["fit_time"] > 0 and saved["time_to_90"] in (None, saved["epochs"][1]["fit_time"],
                                                                                  saved["epochs"][0]["fit_time"])
     assert all(0 <= e["accuracy"] <= 1 and e["train_loss"] > 0 for e in saved["epochs"])
+    sa = "--sa" in recipe
+    model = xresnet18(n_out=10, sa=sa, act_cls=nn.Mish if sa else nn.ReLU)
+    assert saved["n_params"] == sum(p.numel() for p in model.parameters())  # the flags reached the model

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset, default_collate
 
 from ..utils import Path, default_device, to_device
 from .blocks import TransformBlock
+from .preload import check_preloadable, collect, n_batches, preloaded_batches
 from .transforms import TRAIN, VALID, Transform, apply_transforms, decode_transforms, sort_by_order
 
 __all__ = ["Datasets", "TfmdSubset", "DataLoader", "DataLoaders", "RAW_INPUT_TYPES"]
@@ -231,15 +232,14 @@ class DataLoader:
         self.added_batch_tfms: list[Transform] = []  # added later (vision_learner's Normalize): kept by new()
         self._torch_dl: TorchDataLoader | None = torch_dl
         self._stop: weakref.finalize | None = None  # stops persistent workers when this loader goes
+        self._preloaded: tuple[torch.Tensor, ...] | None = None  # set by preload()
 
     # -- the torch loader, built lazily so `new()` and attribute changes are cheap
     @property
     def torch_dl(self) -> TorchDataLoader:
         """The underlying ``torch.utils.data.DataLoader``."""
         if self._torch_dl is None:
-            ds = self.dataset
-            if self.item_tfms:
-                ds = _ItemTfmDataset(ds, self.item_tfms, self._require_kinds(), self.split_idx)
+            ds = self.item_dataset()
             workers = self.num_workers if len(self.dataset) > 0 else 0
             cuda = self.device.type == "cuda"
             persistent = (workers > 0) if self.persistent_workers is None else self.persistent_workers and workers > 0
@@ -255,6 +255,35 @@ class DataLoader:
                 self._stop = weakref.finalize(self, _stop_workers, self._torch_dl, os.getpid())
         return self._torch_dl
 
+    def item_dataset(self) -> Any:
+        """The dataset with the item transforms applied (what the torch loader's workers index)."""
+        if not self.item_tfms:
+            return self.dataset
+        return _ItemTfmDataset(self.dataset, self.item_tfms, self._require_kinds(), self.split_idx)
+
+    def preload(self) -> "DataLoader":
+        """Decode and item-transform every item once and keep the collated tensors on ``self.device``.
+
+        Each later batch is an index into them (shuffled per epoch for training), then the batch transforms:
+        no decoding, no workers. For data that fits in device memory; item transforms must not draw at random
+        on the training split (move the randomness to batch transforms). ``new()`` loaders decode again.
+        """
+        check_preloadable(self)
+        if len(self.dataset) == 0:
+            return self  # nothing to keep (e.g. no validation split)
+        collate = self.collate_fn or getattr(self.torch_dl_given, "collate_fn", None) or _collate
+        ordered = TorchDataLoader(self.item_dataset(), batch_size=max(self.bs, 256), shuffle=False,
+                                  num_workers=self.num_workers, collate_fn=collate)
+        self._preloaded = collect(ordered, self.device)
+        if self.torch_dl_given is None:
+            self._close()  # the workers are not needed any more
+        return self
+
+    @property
+    def preloaded(self) -> bool:
+        """Whether ``preload()`` keeps this loader's data on the device."""
+        return self._preloaded is not None
+
     def _require_kinds(self) -> tuple:
         if self.kinds is None:
             raise ValueError("Item/batch transforms need to know what each value is: this loader has no kinds. "
@@ -262,13 +291,20 @@ class DataLoader:
         return self.kinds
 
     def __len__(self) -> int:
+        if self._preloaded is not None:
+            return n_batches(self._preloaded[0].shape[0], self.bs, self.drop_last)
         return len(self.torch_dl)
 
     def __iter__(self) -> Iterator[tuple]:
         dev, tfms, split = self.device, self.batch_tfms, self.split_idx
         kinds = self.kinds if tfms else None
-        move = dev.type != "cpu"  # the torch loader already yields CPU tensors
-        for b in _start_workers(self.torch_dl):
+        if self._preloaded is not None:
+            source: Iterator = preloaded_batches(self._preloaded, self.bs, self.shuffle, self.drop_last)
+            move = False
+        else:
+            source = _start_workers(self.torch_dl)
+            move = dev.type != "cpu"  # the torch loader already yields CPU tensors
+        for b in source:
             b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
             if move:
                 b = to_device(b, dev)
@@ -292,6 +328,8 @@ class DataLoader:
         self.device = torch.device(device)
         if self.torch_dl_given is None:
             self._close()
+        if self._preloaded is not None:
+            self._preloaded = tuple(t.to(self.device) for t in self._preloaded)
         return self
 
     def _close(self) -> None:
@@ -305,6 +343,7 @@ class DataLoader:
         state = self.__dict__.copy()
         if self.torch_dl_given is None:  # the torch loader and its workers are rebuilt where it is used
             state["_torch_dl"], state["_stop"] = None, None
+        state["_preloaded"] = None  # device data stays behind: preload() again after unpickling
         return state
 
     def new(self, dataset: Any = None, **kwargs: Any) -> "DataLoader":
@@ -461,6 +500,12 @@ class DataLoaders:
                 y = ds[0][self.n_inp]
                 return int(np.asarray(y).size)
         return None
+
+    def preload(self) -> "DataLoaders":
+        """Keep every loader's item-transformed data on the device (``DataLoader.preload``)."""
+        for dl in self.loaders:
+            dl.preload()
+        return self
 
     def add_batch_tfms(self, tfms: Sequence[Transform]) -> None:
         """Append batch transforms to every loader (e.g. the pretrained model's normalisation)."""

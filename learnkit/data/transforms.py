@@ -26,6 +26,7 @@ class Transform:
 
     order: int = 0
     split_idx: int | None = None  # None: every split; 0: training only; 1: validation only
+    random_in_training: bool = False  # draws random parameters per item in training (preload() refuses it there)
 
     def __call__(self, sample: tuple, kinds: Sequence[str], split_idx: int = TRAIN) -> tuple:
         """Apply the transform to one sample (item transforms) or one batch (batch transforms)."""

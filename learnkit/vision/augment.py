@@ -177,6 +177,7 @@ class Resize(Transform):
                  resamples: Sequence[int] = (BILINEAR, NEAREST)) -> None:
         self.size = _size_hw(size, "Resize")
         self.method = _check_choice(method, (ResizeMethod.Crop, ResizeMethod.Squish, ResizeMethod.Pad), "method", "Resize")
+        self.random_in_training = self.method != ResizeMethod.Squish  # crop / pad at a random position
         self.pad_mode = _check_choice(pad_mode, _PAD_MODES, "pad_mode", "Resize")
         self.resamples = _resamples(resamples, "Resize")
 
@@ -230,6 +231,8 @@ class RandomResizedCrop(Transform):
     As in fastai, validation resizes the image to ``size`` plus a margin (``val_xtra`` of the size,
     rounded up to a multiple of 8) and keeps the centre ``size``: both done here in one resampling.
     """
+
+    random_in_training = True
 
     order = 1
 
@@ -332,6 +335,7 @@ class Albumentations(Transform):
     """
 
     exportable = False
+    random_in_training = True
 
     def __init__(self, transform: Any, split_idx: int | None = 0, order: int = 2) -> None:
         if not callable(transform):
