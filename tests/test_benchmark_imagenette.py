@@ -18,8 +18,8 @@ def test_recipes_fill_unset_flags_and_flags_override():
     assert (args.arch, args.size, args.bs, args.epochs, args.lr, args.wd, args.precision) == \
         ("xresnet50", 128, 64, 5, 8e-3, 1e-2, "fp16")
     assert args.prog_start is None and not args.compile and args.label_smoothing == 0.1 and not args.preload
-    fast = imagenette.parse_args(["--recipe", "fast", "--bs", "32", "--no-compile"])
-    assert fast.bs == 32 and fast.compile is False and fast.channels_last and fast.prog_start == 0.75 and fast.preload
+    fast = imagenette.parse_args(["--recipe", "fast", "--bs", "32", "--compile"])
+    assert fast.bs == 32 and fast.compile is True and fast.channels_last and fast.prog_start == 0.75 and fast.preload
     board = imagenette.parse_args(["--recipe", "leaderboard", "--no-sa", "--opt", "adam"])
     assert (board.opt, board.sched, board.act, board.sa, board.epochs) == ("adam", "flat_cos", "mish", False, 20)
 
