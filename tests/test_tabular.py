@@ -245,6 +245,16 @@ def test_test_dl_labels_as_fastai_and_predict_never_crashes_on_the_target():
         assert full["y"].iloc[0] == dls.vocab[int(clas)]
 
 
+def test_loaders_name_arguments_they_do_not_take():
+    dls, _ = _tiny_learner(_toy(), procs=PROCS, cat_names="color", cont_names="x", y_names="y", valid_idx=[4, 5])
+    with pytest.raises(TypeError, match=r"\['shufle'\].*takes dataset, bs, shuffle"):
+        dls.train.new(shufle=False)
+    with pytest.raises(TypeError, match=r"\['bss'\]"):
+        dls.test_dl(_toy(), bss=2)
+    tdl = dls.test_dl(_toy(), bs=2, num_workers=0)  # what generic callers pass is taken (and meaningless here)
+    assert tdl.bs == 2 and len(tdl) == 3
+
+
 def test_from_df_infers_cont_names_in_frame_order():
     df = pd.DataFrame({"b": [1.0, 2, 3, 4, 5], "c": list("ppqqp"), "a": [5.0, 4, 3, 2, 1], "y": [0.0, 1, 0, 1, 0]})
     dls = TabularDataLoaders.from_df(df, procs=[Categorify], cat_names="c", y_names="y", valid_idx=[4])

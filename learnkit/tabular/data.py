@@ -55,12 +55,20 @@ class TabularRows(pd.DataFrame):
         return show_df(pd.DataFrame(self))
 
 
+# what generic code (DataLoaders.new, predict, tta) may pass a loader: meaningless for slices of whole tensors
+_IGNORED_LOADER_ARGS = ("num_workers", "pin_memory", "persistent_workers", "item_tfms", "batch_tfms")
+
+
 class TabDataLoader:
     """Batches of one table split, sliced from whole tensors; plugs into ``Learner`` like the other loaders."""
 
     def __init__(self, dataset: Any, bs: int = 64, shuffle: bool = False, drop_last: bool | None = None,
                  device: Any = None, with_cont: bool = True, split_idx: int | None = None,
                  num_workers: int = 0, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(_IGNORED_LOADER_ARGS))
+        if unknown:
+            raise TypeError(f"TabDataLoader got unexpected keyword argument(s) {unknown}: it takes dataset, bs, "
+                            f"shuffle, drop_last, device, with_cont and split_idx.")
         self.dataset = dataset  # a TabularPandas or one of its splits: cats, conts, ys, decode_rows...
         self.bs, self.shuffle = int(bs), shuffle
         self.drop_last = shuffle if drop_last is None else drop_last
@@ -159,7 +167,7 @@ class TabDataLoader:
         """A copy with some attributes changed (``bs``, ``shuffle``, ``drop_last``, ``device``...)."""
         args = dict(dataset=self.dataset if dataset is None else dataset, bs=self.bs, shuffle=self.shuffle,
                     drop_last=self.drop_last, device=self.device, with_cont=self.with_cont, split_idx=self.split_idx)
-        args.update({k: v for k, v in kwargs.items() if k not in ("num_workers", "item_tfms", "batch_tfms")})
+        args.update(kwargs)
         if "shuffle" in kwargs and "drop_last" not in kwargs:
             args["drop_last"] = kwargs["shuffle"]
         return TabDataLoader(**args)
@@ -296,7 +304,7 @@ class TabularDataLoaders(DataLoaders):
         df = _as_df_rows(items)
         to = self.to_table.new(df, with_labels=with_labels)
         valid = self.valid
-        return valid.new(dataset=to, shuffle=False, drop_last=False, split_idx=VALID, bs=bs or valid.bs)
+        return valid.new(dataset=to, shuffle=False, drop_last=False, split_idx=VALID, bs=bs or valid.bs, **kwargs)
 
     def decode_prediction(self, dl: TabDataLoader, decoded: torch.Tensor, probs: torch.Tensor) -> tuple:
         """``Learner.predict``'s answer for a row: ``(row with its prediction, class index / value, probabilities)``."""
