@@ -70,11 +70,22 @@ def test_random_item_transforms_are_refused_on_the_training_split():
     assert dls.valid.preloaded and not dls.train.preloaded
 
 
-def test_pickle_and_new_leave_the_device_copy_behind_and_still_load_the_same():
+def test_pickle_and_new_with_other_items_leave_the_device_copy_behind_and_still_load_the_same():
     dls = mnist_dls().preload()
     copy = pickle.loads(pickle.dumps(dls.valid))
-    assert not copy.preloaded and not dls.valid.new(bs=16).preloaded
+    assert not copy.preloaded and not dls.valid.new(item_tfms=Resize(20, method="squish")).preloaded
+    assert not dls.valid.new(dataset=dls.valid.dataset).preloaded
     for (x0, y0), (x1, y1) in zip(dls.valid, copy, strict=True):
+        assert torch.equal(x0, x1) and torch.equal(y0, y1)
+
+
+def test_new_with_other_batching_shares_the_device_copy():
+    dls = mnist_dls().preload()
+    ordered = dls.train.new(shuffle=False, drop_last=False, bs=7)  # what get_preds and interpretation ask for
+    assert ordered.preloaded and ordered._preloaded[0].data_ptr() == dls.train._preloaded[0].data_ptr()
+    plain = mnist_dls().train.new(shuffle=False, drop_last=False, bs=7)
+    assert len(ordered) == len(plain) == -(-len(plain.dataset) // 7)
+    for (x0, y0), (x1, y1) in zip(plain, ordered, strict=True):
         assert torch.equal(x0, x1) and torch.equal(y0, y1)
 
 

@@ -202,6 +202,11 @@ def _stop_workers(torch_dl: TorchDataLoader, pid: int) -> None:
     torch_dl._iterator = None
 
 
+# DataLoader.new() arguments that leave the item-transformed data as it is (a preloaded copy is shared)
+_KEEPS_PRELOAD = frozenset(("bs", "batch_size", "shuffle", "drop_last", "batch_tfms", "num_workers", "device",
+                            "pin_memory", "persistent_workers"))
+
+
 class DataLoader:
     """A torch DataLoader plus learnkit's item/batch transforms and device handling; yields tuples of tensors."""
 
@@ -266,7 +271,8 @@ class DataLoader:
 
         Each later batch is an index into them (shuffled per epoch for training), then the batch transforms:
         no decoding, no workers. For data that fits in device memory; item transforms must not draw at random
-        on the training split (move the randomness to batch transforms). ``new()`` loaders decode again.
+        on the training split (move the randomness to batch transforms). ``new()`` shares the kept tensors when
+        only batching, batch transforms or the device change; with other items or item transforms it decodes.
         """
         check_preloadable(self)
         if len(self.dataset) == 0:
@@ -369,6 +375,8 @@ class DataLoader:
         args.update(kwargs)
         dl = DataLoader(**args)
         dl.added_batch_tfms = [t for t in self.added_batch_tfms if t in dl.batch_tfms]
+        if self._preloaded is not None and dataset is None and set(kwargs) <= _KEEPS_PRELOAD:
+            dl._preloaded = tuple(t.to(dl.device) for t in self._preloaded)  # the same items, item-transformed alike
         return dl
 
     def decode_batch(self, batch: tuple, max_n: int | None = None) -> list[tuple]:
