@@ -27,8 +27,9 @@ def run_fastai(args: argparse.Namespace) -> dict:
     try:
         import fastai
         from fastai.vision import all as fv
-    except ImportError:
-        sys.exit("--fastai needs fastai installed (pip install fastai); it is not a learnkit dependency.")
+    except ImportError as e:
+        sys.exit(f"--fastai needs fastai and its dependencies installed (pip install fastai; it is not a learnkit "
+                 f"dependency): {e}")
     import torch
     if args.prog_start or args.compile or args.preload:
         sys.exit("imagenette_fastai.py runs without progressive resizing, torch.compile or preloading: pass "

@@ -1,20 +1,24 @@
 """DataLoader.preload(): item-transformed data decoded once and served from device tensors."""
 import pickle
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader as TorchDataLoader
-from torch.utils.data import TensorDataset
+from torch.utils.data import SequentialSampler, TensorDataset, WeightedRandomSampler
 
 from learnkit.data.block import DataBlock
 from learnkit.data.blocks import CategoryBlock
-from learnkit.data.core import DataLoaders
+from learnkit.data.core import DataLoader, DataLoaders
 from learnkit.data.getters import get_image_files, parent_label
 from learnkit.data.splitters import GrandparentSplitter
 from learnkit.learner import Learner
 from learnkit.metrics import accuracy
 from learnkit.samples import sample_path
+from learnkit.tabular.core import Categorify
+from learnkit.tabular.data import TabularDataLoaders
 from learnkit.utils import set_seed
 from learnkit.vision.augment import Flip, RandomResizedCrop, Resize
 from learnkit.vision.batch_augment import RandomResizedCropGPU
@@ -70,6 +74,11 @@ def test_random_item_transforms_are_refused_on_the_training_split():
     assert dls.valid.preloaded and not dls.train.preloaded
 
 
+def test_new_with_unchanged_arguments_keeps_the_device_copy():
+    dls = mnist_dls().preload()
+    assert dls.valid.new(item_tfms=None, split_idx=dls.valid.split_idx, shuffle=False).preloaded
+
+
 def test_pickle_and_new_with_other_items_leave_the_device_copy_behind_and_still_load_the_same():
     dls = mnist_dls().preload()
     copy = pickle.loads(pickle.dumps(dls.valid))
@@ -111,17 +120,31 @@ def test_changing_a_batch_in_place_leaves_the_kept_data_alone():
     assert all(torch.equal(a, b) for a, b in zip(before, dls.valid._preloaded))
 
 
-def test_plain_torch_loaders_preload_too():
+def test_plain_torch_loaders_preload_as_they_would_load():
     x, y = torch.randn(50, 3), torch.arange(50) % 2
-    dls = DataLoaders(TorchDataLoader(TensorDataset(x, y), batch_size=16, shuffle=True),
-                      TorchDataLoader(TensorDataset(x, y), batch_size=16))
+    ds = TensorDataset(x, y)
+    dls = DataLoaders(TorchDataLoader(ds, batch_size=16, shuffle=True, drop_last=True), TorchDataLoader(ds, batch_size=16))
     dls.preload()
-    assert len(dls.train) == 3 and len(dls.valid) == 4  # the training loader drops its last partial batch
+    assert len(dls.train) == 3 and len(dls.valid) == 4  # the torch loaders' drop_last, not a guess
     xs, ys = zip(*dls.valid)
-    assert torch.equal(torch.cat(xs), x) and torch.equal(torch.cat(ys), y)
+    assert torch.equal(torch.cat(xs), x) and torch.equal(torch.cat(ys), y)  # in order, as the torch loader reads
     xt, yt = map(torch.cat, zip(*dls.train))
     idx = (xt[:, None] == x[None]).all(-1).float().argmax(1)  # where each served row comes from
     assert len(set(idx.tolist())) == 48 and torch.equal(x[idx], xt) and torch.equal(y[idx], yt)
+    in_order = DataLoaders(TorchDataLoader(ds, batch_size=16), TorchDataLoader(ds, batch_size=16)).preload()
+    assert len(in_order.train) == 4 and torch.equal(torch.cat([b[0] for b in in_order.train]), x)
+    weighted = TorchDataLoader(ds, batch_size=16, sampler=WeightedRandomSampler(torch.ones(50), 50))
+    with pytest.raises(ValueError, match="WeightedRandomSampler.*un-preloaded"):
+        DataLoaders(weighted, TorchDataLoader(ds, batch_size=16)).preload()
+    with pytest.raises(ValueError, match="custom sampler"):
+        DataLoader(ds, bs=16, sampler=SequentialSampler(ds), num_workers=0).preload()
+
+
+def test_tabular_loaders_take_preload():
+    df = pd.DataFrame({"a": ["x", "y"] * 10, "b": np.arange(20.0), "t": [0, 1] * 10})
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify], cat_names=["a"], cont_names=["b"], y_names="t",
+                                     valid_idx=[0, 1], bs=4, device="cpu")
+    assert dls.preload() is dls and dls.train.preloaded and len(dls.valid) == 1
 
 
 def test_an_empty_split_stays_empty():

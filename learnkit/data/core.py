@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, default_collate
 
 from ..utils import Path, default_device, to_device
 from .blocks import TransformBlock
-from .preload import check_preloadable, collect, n_batches, preloaded_batches
+from .preload import check_preloadable, collect, n_batches, preload_order, preloaded_batches
 from .transforms import TRAIN, VALID, Transform, apply_transforms, decode_transforms, sort_by_order
 
 __all__ = ["Datasets", "TfmdSubset", "DataLoader", "DataLoaders", "RAW_INPUT_TYPES"]
@@ -277,11 +277,18 @@ class DataLoader:
         check_preloadable(self)
         if len(self.dataset) == 0:
             return self  # nothing to keep (e.g. no validation split)
-        collate = self.collate_fn or getattr(self.torch_dl_given, "collate_fn", None) or _collate
+        given = self.torch_dl_given
+        if given is not None:  # serve batches as the wrapped torch loader would
+            self.shuffle, self.drop_last, self.bs = preload_order(given), given.drop_last, given.batch_size or self.bs
+        elif {"sampler", "batch_sampler"} & self.kwargs.keys():
+            raise ValueError("preload() serves batches in order or shuffled: it can't follow a custom sampler or "
+                             "batch_sampler. Leave the loader un-preloaded, or drop the sampler.")
+        collate = self.collate_fn or getattr(given, "collate_fn", None) or _collate
+        workers = {k: v for k, v in self.kwargs.items() if k in ("worker_init_fn", "multiprocessing_context")}
         ordered = TorchDataLoader(self.item_dataset(), batch_size=max(self.bs, 256), shuffle=False,
-                                  num_workers=self.num_workers, collate_fn=collate)
-        self._preloaded = collect(ordered, self.device)
-        if self.torch_dl_given is None:
+                                  num_workers=self.num_workers, collate_fn=collate, **workers)
+        self._preloaded = collect(_start_workers(ordered), len(self.dataset), self.device)
+        if given is None:
             self._close()  # the workers are not needed any more
         return self
 
@@ -306,7 +313,7 @@ class DataLoader:
         kinds = self.kinds if tfms else None
         if self._preloaded is not None:
             source: Iterator = preloaded_batches(self._preloaded, self.bs, self.shuffle, self.drop_last)
-            move = False
+            move = self._preloaded[0].device != dev
         else:
             source = _start_workers(self.torch_dl)
             move = dev.type != "cpu"  # the torch loader already yields CPU tensors
@@ -375,7 +382,8 @@ class DataLoader:
         args.update(kwargs)
         dl = DataLoader(**args)
         dl.added_batch_tfms = [t for t in self.added_batch_tfms if t in dl.batch_tfms]
-        if self._preloaded is not None and dataset is None and set(kwargs) <= _KEEPS_PRELOAD:
+        changed = {k for k, v in kwargs.items() if v is not None and not (k == "split_idx" and v == self.split_idx)}
+        if self._preloaded is not None and dataset is None and changed <= _KEEPS_PRELOAD:
             dl._preloaded = tuple(t.to(dl.device) for t in self._preloaded)  # the same items, item-transformed alike
         return dl
 

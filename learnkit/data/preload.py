@@ -11,13 +11,15 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
+from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader as TorchDataLoader
 
 from .transforms import TRAIN
 
 if TYPE_CHECKING:
     from .core import DataLoader
 
-__all__ = ["check_preloadable", "collect", "n_batches", "preloaded_batches"]
+__all__ = ["check_preloadable", "collect", "n_batches", "preload_order", "preloaded_batches"]
 
 
 def check_preloadable(dl: "DataLoader") -> None:
@@ -34,19 +36,39 @@ def check_preloadable(dl: "DataLoader") -> None:
             f"or aug_transforms(size=128, min_scale=0.35).")
 
 
-def collect(batches: Iterable, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Concatenate ``batches`` (tuples of tensors, in order) into one tensor per value, on ``device``."""
-    parts: list[list[torch.Tensor]] = []
+def collect(batches: Iterable, n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Copy ``batches`` (tuples of tensors, in order, ``n`` rows in all) into one tensor per value on ``device``.
+
+    The output is allocated once on ``device`` and filled batch by batch, so the host never holds more than a batch.
+    """
+    out: tuple[torch.Tensor, ...] | None = None
+    row = 0
     for b in batches:
         b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
         for i, v in enumerate(b):
             if not isinstance(v, torch.Tensor):
                 raise TypeError(f"preload() keeps tensors, but value {i} of a batch is a {type(v).__name__}: every "
                                 f"block must produce tensors (images, categories, masks, numbers).")
-        parts.append(list(b))
-    if not parts:
-        raise ValueError("preload(): there were no batches to keep (empty dataset).")
-    return tuple(torch.cat(vals).to(device) for vals in zip(*parts))
+        if out is None:
+            out = tuple(torch.empty((n, *v.shape[1:]), dtype=v.dtype, device=device) for v in b)
+        k = len(b[0])
+        for dst, v in zip(out, b):
+            dst[row:row + k].copy_(v)
+        row += k
+    if out is None or row != n:
+        raise ValueError(f"preload(): the loader gave {row} items where its dataset has {n}.")
+    return out
+
+
+def preload_order(torch_dl: TorchDataLoader) -> bool:
+    """Whether a wrapped torch loader shuffles (True) or reads in order (False); other samplers can't be preloaded."""
+    if isinstance(torch_dl.sampler, RandomSampler) and type(torch_dl.batch_sampler) is BatchSampler:
+        return True
+    if isinstance(torch_dl.sampler, SequentialSampler) and type(torch_dl.batch_sampler) is BatchSampler:
+        return False
+    raise ValueError(f"preload() serves batches in order or shuffled: it can't follow this torch loader's "
+                     f"{type(torch_dl.sampler).__name__} / {type(torch_dl.batch_sampler).__name__}. Leave the "
+                     f"loader un-preloaded, or build it with shuffle=True/False and no sampler.")
 
 
 def n_batches(n: int, bs: int, drop_last: bool) -> int:

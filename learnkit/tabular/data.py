@@ -134,6 +134,16 @@ class TabDataLoader:
             self._tensors = (ds.cats.to(dev), ds.conts.to(dev), ys)
         return self._tensors
 
+    def preload(self) -> "TabDataLoader":
+        """Move the split's tensors to the device now (batches are always slices of them: nothing to decode)."""
+        self._data()
+        return self
+
+    @property
+    def preloaded(self) -> bool:
+        """Whether the split's tensors are on the device already."""
+        return self._tensors is not None
+
     def __len__(self) -> int:
         n = len(self.dataset)
         if self.drop_last and n > self.bs:
