@@ -167,6 +167,17 @@ def summarise(args: argparse.Namespace, rows: list[dict], fit_time: float, wall:
     return res
 
 
+def fit_and_summarise(learn: Any, model: Any, args: argparse.Namespace, timer: EpochTimer, wall0: float,
+                      setup: float, library: str, extra: dict | None = None) -> dict:
+    """Run the recipe's schedule quietly and return the result (learnkit and fastai learners alike)."""
+    fit = learn.fit_flat_cos if args.sched == "flat_cos" else learn.fit_one_cycle
+    with learn.no_bar(), learn.no_logging():
+        fit(args.epochs, args.lr, wd=args.wd)
+    return summarise(args, timer.rows, timer.fit_time, time.perf_counter() - wall0, library,
+                     dict(setup_time=round(setup, 3), n_params=sum(p.numel() for p in model.parameters()),
+                          **(extra or {})))
+
+
 def run_learnkit(args: argparse.Namespace) -> dict:
     """Train with learnkit and return the result dict."""
     wall0 = time.perf_counter()
@@ -242,11 +253,7 @@ def run_learnkit(args: argparse.Namespace) -> dict:
     setup = time.perf_counter() - wall0
     print(f"learnkit: {args.arch}, {len(dls.train.dataset)} train / {len(dls.valid.dataset)} valid images, "
           f"size {args.size}, bs {args.bs}, {args.precision}, device {device}, setup {setup:.1f}s", flush=True)
-    fit = learn.fit_flat_cos if args.sched == "flat_cos" else learn.fit_one_cycle
-    with learn.no_bar(), learn.no_logging():
-        fit(args.epochs, args.lr, wd=args.wd)
-    return summarise(args, timer.rows, timer.fit_time, time.perf_counter() - wall0, "learnkit",
-                     dict(setup_time=round(setup, 3), n_params=sum(p.numel() for p in model.parameters())))
+    return fit_and_summarise(learn, model, args, timer, wall0, setup, "learnkit")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagenette import EpochTimer, check_data, limited_files, parse_args, summarise
+from imagenette import EpochTimer, check_data, fit_and_summarise, limited_files, parse_args
 
 __all__ = ["run_fastai"]
 
@@ -71,12 +71,7 @@ def run_fastai(args: argparse.Namespace) -> dict:
     setup = time.perf_counter() - wall0
     print(f"fastai {fastai.__version__}: {args.arch}, {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, "
           f"size {args.size}, bs {args.bs}, {args.precision}, device {device}, setup {setup:.1f}s", flush=True)
-    fit = learn.fit_flat_cos if args.sched == "flat_cos" else learn.fit_one_cycle
-    with learn.no_bar(), learn.no_logging():
-        fit(args.epochs, args.lr, wd=args.wd)
-    return summarise(args, timer.rows, timer.fit_time, time.perf_counter() - wall0, "fastai",
-                     dict(setup_time=round(setup, 3), fastai=fastai.__version__,
-                          n_params=sum(p.numel() for p in model.parameters())))
+    return fit_and_summarise(learn, model, args, timer, wall0, setup, "fastai", dict(fastai=fastai.__version__))
 
 
 if __name__ == "__main__":

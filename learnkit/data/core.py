@@ -279,7 +279,7 @@ class DataLoader:
             return self  # nothing to keep (e.g. no validation split)
         given = self.torch_dl_given
         if given is not None:  # serve batches as the wrapped torch loader would
-            self.shuffle, self.drop_last, self.bs = preload_order(given), given.drop_last, given.batch_size or self.bs
+            self.shuffle, self.drop_last = preload_order(given), given.drop_last
         elif {"sampler", "batch_sampler"} & self.kwargs.keys():
             raise ValueError("preload() serves batches in order or shuffled: it can't follow a custom sampler or "
                              "batch_sampler. Leave the loader un-preloaded, or drop the sampler.")

@@ -78,12 +78,15 @@ def n_batches(n: int, bs: int, drop_last: bool) -> int:
 
 def preloaded_batches(tensors: tuple[torch.Tensor, ...], bs: int, shuffle: bool,
                       drop_last: bool) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Batches of ``bs`` rows of ``tensors`` (a fresh permutation each call when ``shuffle``), on their device."""
+    """Batches of ``bs`` rows of ``tensors`` (a fresh permutation each call when ``shuffle``), on their device.
+
+    A batch never shares memory with ``tensors``, so changing it in place can't reach the kept data: shuffled
+    batches are slices of this epoch's permuted copy (one gather per tensor), ordered ones are copied slices.
+    """
     n = tensors[0].shape[0]
-    order = torch.randperm(n, device=tensors[0].device) if shuffle else None
+    if shuffle:
+        order = torch.randperm(n, device=tensors[0].device)
+        tensors = tuple(t[order] for t in tensors)
     for i in range(n_batches(n, bs, drop_last)):
-        if order is None:  # copies: a batch transform or callback changing a batch in place can't reach the data
-            yield tuple(t[i * bs:(i + 1) * bs].clone() for t in tensors)
-        else:
-            idx = order[i * bs:(i + 1) * bs]
-            yield tuple(t.index_select(0, idx) for t in tensors)
+        s = slice(i * bs, (i + 1) * bs)
+        yield tuple(t[s] if shuffle else t[s].clone() for t in tensors)

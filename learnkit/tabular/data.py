@@ -8,7 +8,6 @@ columns and ``with_cont=False`` (collaborative filtering, ``n_inp`` 1), or witho
 """
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 
 from ..data.blocks import TransformBlock
 from ..data.core import DataLoaders
+from ..data.preload import n_batches, preloaded_batches
 from ..data.transforms import TRAIN, VALID
 from ..utils import Path, default_device
 from .core import TabularPandas, _as_names
@@ -145,22 +145,12 @@ class TabDataLoader:
         return self._tensors is not None
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        if self.drop_last and n > self.bs:
-            return n // self.bs
-        return math.ceil(n / self.bs)
+        return n_batches(len(self.dataset), self.bs, self.drop_last)
 
     def __iter__(self) -> Iterator[tuple]:
         cats, conts, ys = self._data()
-        n = cats.shape[0]
-        if self.shuffle and n:
-            perm = torch.randperm(n, device=cats.device)
-            cats, conts = cats[perm], conts[perm]
-            ys = ys[perm] if ys is not None else None
-        for i in range(len(self)):
-            s = slice(i * self.bs, min(n, (i + 1) * self.bs))
-            b = (cats[s], conts[s]) if self.with_cont else (cats[s],)
-            yield b + (ys[s],) if ys is not None else b
+        tensors = (cats,) + ((conts,) if self.with_cont else ()) + ((ys,) if ys is not None else ())
+        yield from preloaded_batches(tensors, self.bs, self.shuffle, self.drop_last)
 
     def one_batch(self) -> tuple:
         """The first batch."""
