@@ -275,9 +275,10 @@ class Learner:
     def _run_phase(self, dl: Iterable, training: bool) -> None:
         self.dl, self.training = dl, training
         self.model.train(training)
-        self.n_iter = len(dl) if hasattr(dl, "__len__") else None
-        if training:
-            self.pct_train, self._pct_step = self.epoch / self.n_epoch, 1 / (max(1, self.n_iter) * self.n_epoch)
+        self.n_iter = _len_or_none(dl)  # None: an iterable of unknown length (IterableDataset)
+        if training:  # without a length, schedules advance once per epoch
+            self.pct_train = self.epoch / self.n_epoch
+            self._pct_step = 0.0 if self.n_iter is None else 1 / (max(1, self.n_iter) * self.n_epoch)
         n_inp = getattr(dl, "n_inp", None) or getattr(self.dls, "n_inp", 1)
         device = self._model_device()
         move = not _same_device(getattr(dl, "device", None), device)  # learnkit loaders already deliver there
@@ -472,8 +473,15 @@ class Learner:
         return res
 
     def predict(self, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """Predict one item (whatever the first block takes): ``(decoded label, decoded tensor, probabilities)``."""
-        dl = self.dls.test_dl([item], num_workers=0)
+        """Predict one item (whatever the first block takes): ``(decoded label, decoded tensor, probabilities)``.
+
+        On plain torch loaders (no blocks) the item is one model input as a tensor or array (a tuple of them for
+        several inputs); the label is then the decoded output.
+        """
+        if self.dls.blocks is None:
+            dl: Any = [_one_sample_batch(item)]
+        else:
+            dl = self.dls.test_dl([item], num_workers=0)
         with self.no_bar():
             preds, _, decoded = self.get_preds(dl=dl, with_decoded=True)
         dec = decoded[0]
@@ -635,6 +643,24 @@ def _default_loss(dls: Any) -> Callable:
         raise ValueError(f"The DataLoaders have no target block (kinds={tuple(kinds)}, n_inp={n_inp}), so learnkit "
                          f"can't pick a loss: pass loss_func= to the Learner.")
     return loss_for_kind(kinds[n_inp])
+
+
+def _len_or_none(dl: Any) -> int | None:
+    """``len(dl)``, or None for an iterable without a length."""
+    try:
+        return len(dl)
+    except TypeError:
+        return None
+
+
+def _one_sample_batch(item: Any) -> tuple:
+    """One model input (tensor or array; a tuple of them for several inputs) -> a batch of one: ``(x[None], ...)``."""
+    parts = item if isinstance(item, tuple) else (item,)
+    out = []
+    for x in parts:
+        t = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+        out.append((t.float() if t.is_floating_point() and not isinstance(x, torch.Tensor) else t).unsqueeze(0))
+    return tuple(out)
 
 
 def _as_list(x: Any) -> list:
