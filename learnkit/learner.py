@@ -429,12 +429,18 @@ class Learner:
         return dl
 
     def validate(self, ds_idx: int = 1, dl: Iterable | None = None) -> list[float | None]:
-        """Loss (exact, weighted by batch size) and metrics over a whole loader: ``[loss, *metric values]``."""
+        """Loss (exact, weighted by batch size) and metrics over a whole loader: ``[loss, *metric values]``.
+
+        The list is an ``EvalResult`` naming its values for the split: ``test_loss`` for ``dl=dls.test`` (or
+        ``ds_idx=2``), ``valid_loss`` otherwise (``train_loss`` for ``ds_idx=0``).
+        """
+        from .results import EvalResult
+        split = _split_name(self.dls, ds_idx, dl)
         dl = self._whole_loader(ds_idx, dl)
         rec = getattr(self, "recorder", None)
         with self.added_cbs([] if rec is not None else [Recorder()]), self.no_logging():
             self._eval_pass(dl)
-            return list(self.recorder.final_record)
+            return EvalResult(self.recorder.final_record, [f"{split}_loss", *[m.name for m in self.metrics]], split)
 
     def get_preds(self, ds_idx: int = 1, dl: Iterable | None = None, with_input: bool = False,
                   with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None,
@@ -568,10 +574,23 @@ class Learner:
                                   f"loaded. Pass with_opt=False to skip it.")
         return self
 
-    def export(self, fname: str | os.PathLike = "export.pkl", pickle_model: bool = False) -> Path:
-        """Write the learner for inference as data (safetensors + JSON manifest); see ``learnkit.export``."""
+    def export(self, fname: str | os.PathLike = "export.pkl", pickle_model: bool = False,
+               format: str = "learnkit") -> Path:
+        """Write the learner for inference as data (safetensors + JSON manifest; see ``learnkit.export``).
+
+        ``format='onnx'`` writes an ONNX graph instead (``to_onnx``; the default name becomes ``export.onnx``).
+        """
+        if format == "onnx":
+            return self.to_onnx("export.onnx" if str(fname) == "export.pkl" else fname)
+        if format != "learnkit":
+            raise ValueError(f"export(format={format!r}): use 'learnkit' (the default) or 'onnx'.")
         from .export import export_learner  # export sits above the learner in the layering
         return export_learner(self, fname, pickle_model=pickle_model)
+
+    def to_onnx(self, fname: str | os.PathLike = "model.onnx", **kwargs: Any) -> Path:
+        """Write normalisation + model + activation as ONNX, checked with onnxruntime; see ``learnkit.onnx_export``."""
+        from .onnx_export import to_onnx  # optional dependency, imported on use
+        return to_onnx(self, fname, **kwargs)
 
     def tta(self, ds_idx: int = 1, dl: Any = None, n: int = 4, item_tfms: Any = None, batch_tfms: Any = None,
             beta: float | None = 0.25, use_max: bool = False) -> tuple:
@@ -643,6 +662,14 @@ def _default_loss(dls: Any) -> Callable:
         raise ValueError(f"The DataLoaders have no target block (kinds={tuple(kinds)}, n_inp={n_inp}), so learnkit "
                          f"can't pick a loss: pass loss_func= to the Learner.")
     return loss_for_kind(kinds[n_inp])
+
+
+def _split_name(dls: Any, ds_idx: int, dl: Any) -> str:
+    """'train', 'valid' or 'test': which split ``validate(ds_idx, dl)`` reads."""
+    loaders = getattr(dls, "loaders", [])
+    if dl is not None:
+        return "test" if len(loaders) > 2 and dl is loaders[2] else "valid"
+    return {0: "train", 2: "test"}.get(ds_idx, "valid")
 
 
 def _len_or_none(dl: Any) -> int | None:
