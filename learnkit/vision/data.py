@@ -100,10 +100,10 @@ class ImageDataLoaders(DataLoaders):
 
         uint8 (or integer 0-255) pixels are taken as they are; floats must be in [0, 1] and are scaled by 255
         (rounded to uint8, as an image file would hold them), so batches are floats in [0, 1] as from files.
-        One channel gives grey images (``PILImageBW``), three RGB. ``valid=(xv, yv)`` (and ``test=(xt, yt)``,
-        giving ``dls.test``) replace the random ``valid_pct`` split. Labels: class ids or names give a
-        ``CategoryBlock`` (``vocab`` fixes the classes), floats a ``RegressionBlock``, a 0/1 matrix a multi-label
-        ``MultiCategoryBlock``. ``predict``, ``test_dl``, interpretation and export take single arrays.
+        One channel gives grey images (``PILImageBW``: pass ``n_in=1`` to ``vision_learner``), three RGB.
+        ``valid=(xv, yv)`` (and ``test=(xt, yt)``, giving ``dls.test``) replace the random ``valid_pct`` split.
+        Labels: class ids or names give a ``CategoryBlock`` (``vocab`` fixes the classes), floats a
+        ``RegressionBlock``, a 0/1 matrix a multi-label ``MultiCategoryBlock``. ``predict``, ``test_dl``, interpretation and export take single arrays.
         """
         parts = [("x", "y", x, y)]
         for name, pair in (("valid", valid), ("test", test)):
