@@ -115,8 +115,9 @@ class Datasets:
                     unseen[l] = unseen.get(l, 0) + 1
         if unseen:
             shown = ", ".join(f"{k!r} ({v} items)" for k, v in list(unseen.items())[:5])
+            split = "validation" if k == 1 else "test"
             raise ValueError(
-                f"The {'validation' if k == 1 else 'test'} set has label(s) never seen in the training set: {shown}. The model can't learn "
+                f"The {split} set has label(s) never seen in the training set: {shown}. The model can't learn "
                 f"classes it never trains on: change the split (e.g. a different seed or a stratified "
                 f"TrainTestSplitter), or pass CategoryBlock(vocab=[...]) listing every class.")
 

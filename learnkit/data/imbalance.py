@@ -122,7 +122,7 @@ class WeightedDL(DataLoader):
             return torch.tensor([1.0 / counts[t] for t in targets], dtype=torch.float64)
         w = torch.ones(n, dtype=torch.float64) if wgts is None else torch.as_tensor(np.asarray(wgts, dtype=float))
         if w.ndim != 1 or len(w) != n:
-            raise ValueError(f"WeightedDL: {tuple(w.shape)} weights for {n} items; give one weight per training item.")
+            raise ValueError(f"WeightedDL: {w.numel()} weights for {n} items; give one weight per training item.")
         if bool((w < 0).any()) or not bool(w.sum() > 0):
             raise ValueError("WeightedDL: weights must be >= 0 with a positive sum.")
         return w
