@@ -6,7 +6,8 @@ single-label classifiers, sigmoid for multi-label), so that its output is what `
 returns. Its input is the batch *before* normalisation: for images a float32 ``N x C x H x W`` tensor of
 pixels divided by 255 (what ``ToTensor`` + ``IntToFloatTensor`` give), at the size the item transforms
 produce (resizing and decoding stay outside the graph); for tables the ``(x_cat int64, x_cont float32)``
-batches of the loaders (procs stay outside). The batch dimension is dynamic. ``normalize=False`` /
+batches of the loaders (procs stay outside; an input the model never reads, such as an empty ``x_cat``, is
+left out of the graph). The batch dimension is dynamic. ``normalize=False`` /
 ``activation=False`` leave those steps out. The class vocabulary and these facts are written in the
 ONNX model's metadata (``metadata_props``: ``vocab``, ``normalize_mean``/``normalize_std``, ``inputs``,
 ``outputs``). The file is written atomically. Needs ``pip install "learnkit[onnx]"`` (onnx, onnxruntime).
@@ -102,7 +103,7 @@ def to_onnx(learn: "Learner", fname: str | os.PathLike = "model.onnx", normalize
     try:
         learn.model.eval()
         with torch.no_grad(), warnings.catch_warnings():
-            for category in (DeprecationWarning, FutureWarning, UserWarning):  # the TorchScript exporter's notices
+            for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):  # exporter notices
                 warnings.simplefilter("ignore", category=category)
             torch.onnx.export(graph, xs, buf, dynamo=False, input_names=in_names, output_names=["output"],
                               dynamic_axes={**{k: {0: "batch"} for k in in_names}, "output": {0: "batch"}},
@@ -111,10 +112,12 @@ def to_onnx(learn: "Learner", fname: str | os.PathLike = "model.onnx", normalize
     finally:
         learn.model.train(was_training)
     proto = onnx.load_from_string(buf.getvalue())
+    kept = {i.name for i in proto.graph.input}  # an input the model ignores (no categorical column) is dropped
+    feeds = [(k, x) for k, x in zip(in_names, xs) if k in kept]
     vocab = learn.dls.vocab
     meta = {"producer": "learnkit", "vocab": json.dumps(list(vocab) if vocab is not None else None, default=str),
             "inputs": json.dumps([{"name": k, "dtype": str(x.dtype).removeprefix("torch."), "shape": list(x.shape[1:])}
-                                  for k, x in zip(in_names, xs)]),
+                                  for k, x in feeds]),
             "outputs": "probabilities" if act is not None else "model outputs",
             "normalize_mean": json.dumps(norm.mean.tolist() if norm is not None else None),
             "normalize_std": json.dumps(norm.std.tolist() if norm is not None else None)}
@@ -124,7 +127,7 @@ def to_onnx(learn: "Learner", fname: str | os.PathLike = "model.onnx", normalize
     blob = proto.SerializeToString()
     if check and ort is not None:
         sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-        got = sess.run(None, {k: x.cpu().numpy() for k, x in zip(in_names, xs)})[0]
+        got = sess.run(None, {k: x.cpu().numpy() for k, x in feeds})[0]
         err = float(np.abs(got - expected).max()) if got.size else 0.0
         if err > atol:
             raise RuntimeError(f"The ONNX graph's outputs differ from PyTorch's by up to {err:.2e} (> atol={atol}): "
