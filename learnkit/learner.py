@@ -727,15 +727,19 @@ def _summary(model: nn.Module, xb: tuple) -> str:
         model.train(was_training)
         for h in hooks:
             h.remove()
-    lines = [f"{type(model).__name__} (Input shape: {_shape(xb[0] if len(xb) == 1 else xb)})", "=" * 80,
-             f"{'Layer (type)':<36}{'Output Shape':<20}{'Param #':<12}Trainable", "=" * 80]
-    for name, m in rows:
+    labels = [f"{name} ({type(m).__name__})" for name, m in rows]
+    w_name = max([36] + [len(l) + 2 for l in labels])  # long layer names keep the columns aligned
+    w_shape = max([20] + [len(shapes.get(name, "-")) + 2 for name, _ in rows])
+    rule = "=" * (w_name + w_shape + 21)
+    lines = [f"{type(model).__name__} (Input shape: {_shape(xb[0] if len(xb) == 1 else xb)})", rule,
+             f"{'Layer (type)':<{w_name}}{'Output Shape':<{w_shape}}{'Param #':<12}Trainable", rule]
+    for label, (name, m) in zip(labels, rows):
         ps = list(m.parameters(recurse=False))
         n = sum(p.numel() for p in ps)
         trainable = "" if not ps else str(any(p.requires_grad for p in ps))
-        lines.append(f"{f'{name} ({type(m).__name__})':<36}{shapes.get(name, '-'):<20}{n:<12,}{trainable}")
+        lines.append(f"{label:<{w_name}}{shapes.get(name, '-'):<{w_shape}}{n:<12,}{trainable}")
     total = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lines += ["=" * 80, f"Total params: {total:,}", f"Total trainable params: {n_train:,}",
+    lines += [rule, f"Total params: {total:,}", f"Total trainable params: {n_train:,}",
               f"Total non-trainable params: {total - n_train:,}"]
     return "\n".join(lines)

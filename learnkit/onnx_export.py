@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from .data.normalize import Normalize
-from .utils import Path, atomic_write
+from .export import write_under_path
+from .utils import Path
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -103,7 +104,7 @@ def to_onnx(learn: "Learner", fname: str | os.PathLike = "model.onnx", normalize
     try:
         learn.model.eval()
         with torch.no_grad(), warnings.catch_warnings():
-            for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):  # exporter notices
+            for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):  # exporter
                 warnings.simplefilter("ignore", category=category)
             torch.onnx.export(graph, xs, buf, dynamo=False, input_names=in_names, output_names=["output"],
                               dynamic_axes={**{k: {0: "batch"} for k in in_names}, "output": {0: "batch"}},
@@ -132,10 +133,4 @@ def to_onnx(learn: "Learner", fname: str | os.PathLike = "model.onnx", normalize
         if err > atol:
             raise RuntimeError(f"The ONNX graph's outputs differ from PyTorch's by up to {err:.2e} (> atol={atol}): "
                                f"an operator is exported differently. Try another opset_version, or check=False.")
-    path = Path(fname)
-    if not path.is_absolute():
-        path = Path(learn.path) / path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as f:
-        f.write(blob)
-    return path
+    return write_under_path(learn, fname, blob)

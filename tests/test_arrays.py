@@ -105,6 +105,7 @@ def test_from_arrays_trains_predicts_and_exports(tmp_path, one_thread):
     assert inf.dls.vocab == [0, 1]
 
 
+@pytest.mark.slow
 def test_tabular_from_arrays_is_a_classifier_that_learns(one_thread):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -156,6 +157,7 @@ class BarDesc(Callback):
             self.descs.add(self.learn.progress.pbar.desc)
 
 
+@pytest.mark.slow
 def test_iterable_dataset_trains_with_a_bar_of_unknown_length(one_thread):
     torch.manual_seed(0)
     X = torch.randn(200, 2)

@@ -6,8 +6,8 @@ import torch
 from torch.utils.data import DataLoader as TorchDL
 from torch.utils.data import TensorDataset
 
-from learnkit.basics import (CategoryBlock, CrossEntropyLossFlat, DataBlock, DataLoaders, IndexSplitter, RegressionBlock,
-                             WeightedDL,
+from learnkit.basics import (CategoryBlock, CrossEntropyLossFlat, DataBlock, DataLoaders, IndexSplitter,
+                             RegressionBlock, WeightedDL,
                              class_weights, label_counts)
 from learnkit.data.getters import ColReader
 from learnkit.tabular.data import TabularDataLoaders

@@ -20,8 +20,9 @@ def image_learner(tmp_path) -> tuple[Learner, np.ndarray]:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (24, 10, 10, 3), dtype=np.uint8)
+    norm = Normalize.from_stats([0.4, 0.5, 0.6], [0.2, 0.3, 0.25])
     dls = ImageDataLoaders.from_arrays(x, np.array(["cat", "dog", "emu"])[np.arange(24) % 3], seed=0, bs=8,
-                                       num_workers=0, batch_tfms=Normalize.from_stats([0.4, 0.5, 0.6], [0.2, 0.3, 0.25]))
+                                       num_workers=0, batch_tfms=norm)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(8, 3))
     learn = Learner(dls, model, path=tmp_path)

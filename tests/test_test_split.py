@@ -31,6 +31,7 @@ def tiny_model() -> nn.Module:
                          nn.Linear(8, 2))
 
 
+@pytest.mark.slow
 def test_from_folder_with_a_labelled_test_folder(tmp_path, one_thread):
     write_tree(tmp_path, {"train": 12, "valid": 4, "test": 5})
     dls = ImageDataLoaders.from_folder(tmp_path, test="test", bs=8, num_workers=0)
@@ -91,4 +92,5 @@ def test_a_three_way_datablock_gives_three_loaders_and_checks_test_labels(tmp_pa
     with pytest.raises(ValueError, match="The test set has label.*'c'"):
         gp.dataloaders(tmp_path, num_workers=0)
     with pytest.raises(ValueError, match="test_name='holdout'"):
-        GrandparentSplitter(test_name="holdout")([tmp_path / "train" / "a" / "a0.png", tmp_path / "valid" / "a" / "a0.png"])
+        GrandparentSplitter(test_name="holdout")([tmp_path / "train" / "a" / "a0.png",
+                                                  tmp_path / "valid" / "a" / "a0.png"])

@@ -38,6 +38,7 @@ def test_train_metrics_columns_are_fastais_and_values_are_over_the_training_batc
     assert [valid_loss, valid_acc, valid_err] == pytest.approx(list(learn.validate()))
 
 
+@pytest.mark.slow
 def test_train_metrics_can_be_switched_on_after_creation_and_trackers_read_the_valid_column():
     learn = learner()
     learn.recorder.train_metrics = True

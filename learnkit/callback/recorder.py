@@ -9,7 +9,6 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from .core import Callback

@@ -85,8 +85,8 @@ class DataBlock:
             raise ValueError(f"The splitter {self.splitter!r} put none of the {len(items)} items in the training set: "
                              f"check its arguments (e.g. train_name/valid_name, valid_pct).")
         pipelines = [([g] if g is not None else []) + b.type_tfms for g, b in zip(self.getters, blocks)]
-        dsets = Datasets(items, pipelines, splits=(train, valid, *extra), kinds=[b.kind for b in blocks], n_inp=self.n_inp,
-                         blocks=blocks, getters=self.getters)
+        dsets = Datasets(items, pipelines, splits=(train, valid, *extra), kinds=[b.kind for b in blocks],
+                         n_inp=self.n_inp, blocks=blocks, getters=self.getters)
         dsets.setup()
         if verbose:
             print(f"{len(items)} items: {len(train)} train, {len(valid)} valid"

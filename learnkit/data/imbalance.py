@@ -99,7 +99,7 @@ def class_weights(dls: Any, method: str | None = "balanced", ds_idx: int = 0) ->
 
 
 class WeightedDL(DataLoader):
-    """A training loader that draws ``len(dataset)`` items per epoch with replacement, item ``i`` with weight ``wgts[i]``.
+    """A training loader drawing ``len(dataset)`` items per epoch with replacement, item ``i`` by weight ``wgts[i]``.
 
     fastai's ``WeightedDL``: it samples only while ``shuffle`` is on (training); ``dl.new(shuffle=False)``
     (what ``validate``/``get_preds`` use to read a split whole) reads every item once, in order.

@@ -47,7 +47,7 @@ def _cls(out: torch.Tensor, cls: int | None) -> int:
 
 def class_activation_map(learn: "Learner", item: Any, cls: int | None = None,
                          layer: nn.Module | None = None) -> torch.Tensor:
-    """CAM for class ``cls`` (default: the predicted one) of ``item``: ``(h, w)``, from the last linear layer's weights."""
+    """CAM for class ``cls`` (default: the predicted one) of ``item``: ``(h, w)``, from the last linear layer."""
     layer = _body_and_head(learn, layer)
     linears = [m for m in learn.model.modules() if isinstance(m, nn.Linear)]
     if not linears:

@@ -103,7 +103,8 @@ class ImageDataLoaders(DataLoaders):
         One channel gives grey images (``PILImageBW``: pass ``n_in=1`` to ``vision_learner``), three RGB.
         ``valid=(xv, yv)`` (and ``test=(xt, yt)``, giving ``dls.test``) replace the random ``valid_pct`` split.
         Labels: class ids or names give a ``CategoryBlock`` (``vocab`` fixes the classes), floats a
-        ``RegressionBlock``, a 0/1 matrix a multi-label ``MultiCategoryBlock``. ``predict``, ``test_dl``, interpretation and export take single arrays.
+        ``RegressionBlock``, a 0/1 matrix a multi-label ``MultiCategoryBlock``. ``predict``, ``test_dl``,
+        interpretation and export take single arrays.
         """
         parts = [("x", "y", x, y)]
         for name, pair in (("valid", valid), ("test", test)):
