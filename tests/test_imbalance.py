@@ -45,6 +45,9 @@ def test_balanced_weights_need_every_class_in_training():
     assert label_counts(dls) == {"a": 3, "b": 2, "c": 0}
     with pytest.raises(ValueError, match=r"\['c'\] have no training items"):
         class_weights(dls)
+    torch.manual_seed(0)
+    wdls = dblock.weighted_dataloaders(df, wgts=[0, 0, 0, 0, 1], bs=5, num_workers=0)  # fastai's name
+    assert isinstance(wdls.train, WeightedDL) and torch.cat([b[1] for b in wdls.train]).tolist() == [1] * 5
 
 
 def test_weighted_dl_oversamples_the_rare_class_and_reads_whole_when_not_shuffling():

@@ -109,6 +109,12 @@ class DataBlock:
             path = source if isinstance(source, (str, _PathBase)) and os.path.isdir(source) else "."
         return DataLoaders(train, *evals, path=path, getters=self.getters)
 
+    def weighted_dataloaders(self, source: Any, wgts: Any = None, bs: int = 64, verbose: bool = False,
+                             **kwargs: Any) -> DataLoaders:
+        """``dataloaders`` whose training loader draws by weight (fastai's): one weight per training item,
+        ``'balanced'`` (every class equally often) or None (uniform, with replacement); see ``WeightedDL``."""
+        return self.dataloaders(source, bs=bs, verbose=verbose, **kwargs).weighted(wgts)
+
     def _stage_tfms(self, blocks: list[TransformBlock]) -> tuple[list[Transform], list[Transform]]:
         return (sort_by_order(_block_tfms(blocks, "item_tfms") + self.item_tfms),
                 sort_by_order(_block_tfms(blocks, "batch_tfms") + self.batch_tfms))
