@@ -64,6 +64,11 @@ def test_weighted_dl_oversamples_the_rare_class_and_reads_whole_when_not_shuffli
         skewed().weighted([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="can't be preloaded"):
         train.preload()
+    pre = skewed()
+    pre.train.preload()
+    torch.manual_seed(0)
+    ys = torch.cat([b[1] for _ in range(10) for b in pre.weighted().train]).float()
+    assert abs(ys.mean().item() - 0.5) < 0.06  # drawn by weight, not the preloaded copy shuffled
 
 
 def test_weighted_dl_follows_given_weights():

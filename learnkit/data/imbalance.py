@@ -150,6 +150,7 @@ class WeightedDL(DataLoader):
                             f"TabWeightedDL).")
         w = cls.__new__(cls)
         w.__dict__.update(dl.new(shuffle=True).__dict__)  # a fresh copy: its torch loader is built on first use
+        w._preloaded = None  # a preloaded copy would be served shuffled, not drawn by weight
         w.wgts = w._weights(wgts)
         return w
 
