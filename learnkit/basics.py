@@ -36,6 +36,10 @@ from learnkit.export import (load_learner)  # noqa: F401
 from learnkit.interpret import (Interpretation, ClassificationInterpretation, SegmentationInterpretation)  # noqa: F401
 from learnkit.samples import (sample_path, SAMPLES)  # noqa: F401
 from learnkit.data.external import (URLs, untar_data, download_url)  # noqa: F401
+from learnkit.data.splitters import (TrainValidTestSplitter)  # noqa: F401
+from learnkit.data.imbalance import (WeightedDL, class_weights, label_counts)  # noqa: F401
+from learnkit.callback.hook import (Hook, Hooks, hook_output, hook_outputs, HookCallback, ActivationStats, has_params, flatten_model)  # noqa: F401
+from learnkit.callback.regularizers import (L1L2Regularizer)  # noqa: F401
 
 __all__ = [
     "torch", "nn", "F", "tensor", "np", "pd", "plt", "partial", "Path", "set_seed", "default_device", "atomic_write",
@@ -60,4 +64,6 @@ __all__ = [
     "MixHandler", "MixUp", "CutMix", "ProgressiveResize",
     "SAMPLES", "URLs", "untar_data", "download_url",
     "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
+    "TrainValidTestSplitter", "WeightedDL", "class_weights", "label_counts", "Hook", "Hooks", "hook_output",
+    "hook_outputs", "HookCallback", "ActivationStats", "has_params", "flatten_model", "L1L2Regularizer",
 ]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
 
 __all__ = ["export_learner", "load_learner", "register_transform", "register_block", "register_loss",
-           "register_model_builder", "register_data_loaders", "ExportError", "FORMAT"]
+           "register_model_builder", "register_data_loaders", "ExportError", "FORMAT", "write_under_path"]
 
 FORMAT = "learnkit-export"
 VERSION = 1
@@ -181,6 +181,11 @@ def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pi
         torch.save(learn.model, buf)
         tensors = {"pickled_model": torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)}
     blob = st_save(tensors, metadata={"format": FORMAT, "manifest": json.dumps(manifest)})
+    return write_under_path(learn, fname, blob)
+
+
+def write_under_path(learn: "Learner", fname: str | os.PathLike, blob: bytes) -> Path:
+    """Write ``blob`` atomically to ``fname`` (relative names are under ``learn.path``); returns the path."""
     path = Path(fname)
     if not path.is_absolute():
         path = Path(learn.path) / path

@@ -275,9 +275,10 @@ class Learner:
     def _run_phase(self, dl: Iterable, training: bool) -> None:
         self.dl, self.training = dl, training
         self.model.train(training)
-        self.n_iter = len(dl) if hasattr(dl, "__len__") else None
-        if training:
-            self.pct_train, self._pct_step = self.epoch / self.n_epoch, 1 / (max(1, self.n_iter) * self.n_epoch)
+        self.n_iter = _len_or_none(dl)  # None: an iterable of unknown length (IterableDataset)
+        if training:  # without a length, schedules advance once per epoch
+            self.pct_train = self.epoch / self.n_epoch
+            self._pct_step = 0.0 if self.n_iter is None else 1 / (max(1, self.n_iter) * self.n_epoch)
         n_inp = getattr(dl, "n_inp", None) or getattr(self.dls, "n_inp", 1)
         device = self._model_device()
         move = not _same_device(getattr(dl, "device", None), device)  # learnkit loaders already deliver there
@@ -428,12 +429,18 @@ class Learner:
         return dl
 
     def validate(self, ds_idx: int = 1, dl: Iterable | None = None) -> list[float | None]:
-        """Loss (exact, weighted by batch size) and metrics over a whole loader: ``[loss, *metric values]``."""
+        """Loss (exact, weighted by batch size) and metrics over a whole loader: ``[loss, *metric values]``.
+
+        The list is an ``EvalResult`` naming its values for the split: ``test_loss`` for ``dl=dls.test`` (or
+        ``ds_idx=2``), ``valid_loss`` otherwise (``train_loss`` for ``ds_idx=0``).
+        """
+        from .results import EvalResult
+        split = _split_name(self.dls, ds_idx, dl)
         dl = self._whole_loader(ds_idx, dl)
         rec = getattr(self, "recorder", None)
         with self.added_cbs([] if rec is not None else [Recorder()]), self.no_logging():
             self._eval_pass(dl)
-            return list(self.recorder.final_record)
+            return EvalResult(self.recorder.final_record, [f"{split}_loss", *[m.name for m in self.metrics]], split)
 
     def get_preds(self, ds_idx: int = 1, dl: Iterable | None = None, with_input: bool = False,
                   with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None,
@@ -472,8 +479,15 @@ class Learner:
         return res
 
     def predict(self, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """Predict one item (whatever the first block takes): ``(decoded label, decoded tensor, probabilities)``."""
-        dl = self.dls.test_dl([item], num_workers=0)
+        """Predict one item (whatever the first block takes): ``(decoded label, decoded tensor, probabilities)``.
+
+        On plain torch loaders (no blocks) the item is one model input as a tensor or array (a tuple of them for
+        several inputs); the label is then the decoded output.
+        """
+        if self.dls.blocks is None:
+            dl: Any = [_one_sample_batch(item)]
+        else:
+            dl = self.dls.test_dl([item], num_workers=0)
         with self.no_bar():
             preds, _, decoded = self.get_preds(dl=dl, with_decoded=True)
         dec = decoded[0]
@@ -560,10 +574,23 @@ class Learner:
                                   f"loaded. Pass with_opt=False to skip it.")
         return self
 
-    def export(self, fname: str | os.PathLike = "export.pkl", pickle_model: bool = False) -> Path:
-        """Write the learner for inference as data (safetensors + JSON manifest); see ``learnkit.export``."""
+    def export(self, fname: str | os.PathLike = "export.pkl", pickle_model: bool = False,
+               format: str = "learnkit") -> Path:
+        """Write the learner for inference as data (safetensors + JSON manifest; see ``learnkit.export``).
+
+        ``format='onnx'`` writes an ONNX graph instead (``to_onnx``; the default name becomes ``export.onnx``).
+        """
+        if format == "onnx":
+            return self.to_onnx("export.onnx" if str(fname) == "export.pkl" else fname)
+        if format != "learnkit":
+            raise ValueError(f"export(format={format!r}): use 'learnkit' (the default) or 'onnx'.")
         from .export import export_learner  # export sits above the learner in the layering
         return export_learner(self, fname, pickle_model=pickle_model)
+
+    def to_onnx(self, fname: str | os.PathLike = "model.onnx", **kwargs: Any) -> Path:
+        """Write normalisation + model + activation as ONNX, checked with onnxruntime; see ``learnkit.onnx_export``."""
+        from .onnx_export import to_onnx  # optional dependency, imported on use
+        return to_onnx(self, fname, **kwargs)
 
     def tta(self, ds_idx: int = 1, dl: Any = None, n: int = 4, item_tfms: Any = None, batch_tfms: Any = None,
             beta: float | None = 0.25, use_max: bool = False) -> tuple:
@@ -637,6 +664,32 @@ def _default_loss(dls: Any) -> Callable:
     return loss_for_kind(kinds[n_inp])
 
 
+def _split_name(dls: Any, ds_idx: int, dl: Any) -> str:
+    """'train', 'valid' or 'test': which split ``validate(ds_idx, dl)`` reads."""
+    loaders = getattr(dls, "loaders", [])
+    if dl is not None:
+        return "test" if len(loaders) > 2 and dl is loaders[2] else "valid"
+    return {0: "train", 2: "test"}.get(ds_idx, "valid")
+
+
+def _len_or_none(dl: Any) -> int | None:
+    """``len(dl)``, or None for an iterable without a length."""
+    try:
+        return len(dl)
+    except TypeError:
+        return None
+
+
+def _one_sample_batch(item: Any) -> tuple:
+    """One model input (tensor or array; a tuple of them for several inputs) -> a batch of one: ``(x[None], ...)``."""
+    parts = item if isinstance(item, tuple) else (item,)
+    out = []
+    for x in parts:
+        t = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+        out.append((t.float() if t.is_floating_point() and not isinstance(x, torch.Tensor) else t).unsqueeze(0))
+    return tuple(out)
+
+
 def _as_list(x: Any) -> list:
     """None -> [], one thing -> [thing], a list/tuple/generator of things -> a list."""
     if x is None:
@@ -674,15 +727,19 @@ def _summary(model: nn.Module, xb: tuple) -> str:
         model.train(was_training)
         for h in hooks:
             h.remove()
-    lines = [f"{type(model).__name__} (Input shape: {_shape(xb[0] if len(xb) == 1 else xb)})", "=" * 80,
-             f"{'Layer (type)':<36}{'Output Shape':<20}{'Param #':<12}Trainable", "=" * 80]
-    for name, m in rows:
+    labels = [f"{name} ({type(m).__name__})" for name, m in rows]
+    w_name = max([36] + [len(l) + 2 for l in labels])  # long layer names keep the columns aligned
+    w_shape = max([20] + [len(shapes.get(name, "-")) + 2 for name, _ in rows])
+    rule = "=" * (w_name + w_shape + 21)
+    lines = [f"{type(model).__name__} (Input shape: {_shape(xb[0] if len(xb) == 1 else xb)})", rule,
+             f"{'Layer (type)':<{w_name}}{'Output Shape':<{w_shape}}{'Param #':<12}Trainable", rule]
+    for label, (name, m) in zip(labels, rows):
         ps = list(m.parameters(recurse=False))
         n = sum(p.numel() for p in ps)
         trainable = "" if not ps else str(any(p.requires_grad for p in ps))
-        lines.append(f"{f'{name} ({type(m).__name__})':<36}{shapes.get(name, '-'):<20}{n:<12,}{trainable}")
+        lines.append(f"{label:<{w_name}}{shapes.get(name, '-'):<{w_shape}}{n:<12,}{trainable}")
     total = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lines += ["=" * 80, f"Total params: {total:,}", f"Total trainable params: {n_train:,}",
+    lines += [rule, f"Total params: {total:,}", f"Total trainable params: {n_train:,}",
               f"Total non-trainable params: {total - n_train:,}"]
     return "\n".join(lines)

@@ -113,6 +113,10 @@ def check_image_classification(ns: dict, tmp_path: Path) -> None:
     assert Path(ns["fname"]).resolve() == export.resolve() and export.stat().st_size > 1_000_000
     assert ns["failed"] and not any(Path(f).exists() for f in ns["failed"])
     assert ns["dls_own"].vocab == ["French_horn", "tench"]
+    # in-memory arrays and training metrics: 3s vs 7s learned, train and valid accuracy side by side
+    hist = ns["history"]
+    assert list(hist.columns) == ["epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "time"]
+    assert ns["dls_arr"].vocab == [3, 7] and hist.valid_accuracy.iloc[-1] > 0.9
     # nothing was written inside the installed sample folder
     assert not list(sample_path("imagenette_tiny").glob("*.pkl"))
     assert not (sample_path("imagenette_tiny") / "models").exists()

@@ -68,6 +68,8 @@ class ProgressCallback(Callback):
         except TypeError:  # an iterable without a length
             total = None
         desc = f"epoch {learn.epoch + 1}/{learn.n_epoch} {phase}" if self._in_fit else phase
+        if total is None:
+            desc += " (length unknown)"
         self.pbar = tqdm(total=total, desc=desc, leave=False, mininterval=self.mininterval, dynamic_ncols=True)
 
     def _close(self) -> None:

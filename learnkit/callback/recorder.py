@@ -9,12 +9,12 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from .core import Callback
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -40,12 +40,18 @@ class Recorder(Callback):
     ``[train_loss, valid_loss, *metrics]``), ``iters`` (batch count at each epoch end), ``metric_names``,
     ``hps`` (scheduled hyper-parameters, from ``ParamScheduler``). ``final_record`` is
     ``[valid_loss, *metrics]`` of the last validation pass (what ``learn.validate()`` returns).
+
+    ``train_metrics=True`` (fastai's option; also ``learn.recorder.train_metrics = True`` before a fit)
+    computes the metrics over each epoch's training batches too (in training mode, as the model trains),
+    and the columns become fastai's ``train_loss, train_<metric>..., valid_loss, valid_<metric>...``.
+    ``history`` is the epoch table as a pandas DataFrame (Keras' ``History``).
     """
 
     order = 50
 
-    def __init__(self, beta: float = 0.98, add_time: bool = True) -> None:
-        self.beta, self.add_time = beta, add_time
+    def __init__(self, add_time: bool = True, train_metrics: bool = False, beta: float = 0.98) -> None:
+        self.beta, self.add_time, self.train_metrics = beta, add_time, train_metrics
+        self._seconds: list[float] = []
         self.lrs: list[float] = []
         self.values: list[list[float | None]] = []
         self.iters: list[int] = []
@@ -60,6 +66,7 @@ class Recorder(Callback):
         self._t0, self._train_loss, self._train_cancelled = 0.0, None, False
         self._vtotal: float | torch.Tensor = 0.0
         self._vcount, self._valid_cancelled = 0, False
+        self._with_train_mets, self._train_values = False, []
 
     # -- the data
 
@@ -88,7 +95,14 @@ class Recorder(Callback):
         """Reset the history and print the table header."""
         self.lrs, self.values, self.iters, self.hps = [], [], [], {}
         self._losses, self._pending, self._avg, self._count = [], [], 0.0, 0
-        self.metric_names = ["epoch", "train_loss", "valid_loss", *[m.name for m in self._metrics()]]
+        self._seconds = []
+        names = [m.name for m in self._metrics()]
+        self._with_train_mets = bool(self.train_metrics) and bool(names)
+        if self._with_train_mets:  # fastai's columns: train_loss, train_<m>..., valid_loss, valid_<m>...
+            names = [f"train_{n}" for n in ["loss", *names]] + [f"valid_{n}" for n in ["loss", *names]]
+        else:
+            names = ["train_loss", "valid_loss", *names]
+        self.metric_names = ["epoch", *names]
         if self.add_time:
             self.metric_names.append("time")
         self.learn.smooth_loss = None
@@ -102,8 +116,12 @@ class Recorder(Callback):
         self.final_record = [None] * (1 + len(self._metrics()))
 
     def before_train(self) -> None:
-        """Note that training runs."""
+        """Note that training runs; reset the metrics when they are computed on training batches too."""
         self._train_cancelled = False
+        self._train_values = [None] * len(self._metrics()) if self._with_train_mets else []
+        if self._with_train_mets:
+            for m in self._metrics():
+                m.reset()
 
     def after_cancel_train(self) -> None:
         """A cancelled training phase logs no training loss."""
@@ -113,6 +131,8 @@ class Recorder(Callback):
         """The epoch's training loss is the smoothed loss at its end."""
         if not self._train_cancelled:
             self._train_loss = _float(self.learn.smooth_loss)
+            if self._with_train_mets:
+                self._train_values = [_float(m.value) for m in self._metrics()]
 
     def before_validate(self) -> None:
         """Reset the validation accumulators and the metrics."""
@@ -144,6 +164,10 @@ class Recorder(Callback):
                 self._pending.append(smooth)
             learn.smooth_loss = smooth
             self.lrs.append(learn.opt.param_groups[-1]["lr"])
+            if self._with_train_mets:
+                pred = learn.pred.detach() if isinstance(learn.pred, torch.Tensor) else learn.pred
+                for m in learn.metrics:
+                    m.update(pred, *learn.yb)
         else:
             yb0 = learn.yb[0]
             bs = yb0.shape[0] if isinstance(yb0, torch.Tensor) and yb0.ndim else len(yb0)
@@ -171,17 +195,31 @@ class Recorder(Callback):
         """Store the epoch's values and log its row."""
         learn = self.learn
         record = self.final_record or [None] * (1 + len(self._metrics()))  # None: cancelled before it began
-        self.values.append([self._train_loss, *record])
+        train = [self._train_loss, *(self._train_values or [None] * len(self._metrics()))] if self._with_train_mets \
+            else [self._train_loss]
+        self.values.append([*train, *record])
         self.iters.append(len(self._losses) + len(self._pending))
         self.log = [learn.epoch, *self.values[-1]]
+        self._seconds.append(time.perf_counter() - self._t0)
         if self.add_time:
-            self.log.append(format_time(time.perf_counter() - self._t0))
+            self.log.append(format_time(self._seconds[-1]))
         learn.logger(self.log)
         self._train_loss, self._t0 = None, time.perf_counter()  # final_record stays: the last validation pass
 
     def after_fit(self) -> None:
         """Read device-side losses back once."""
         self._flush()
+
+    @property
+    def history(self) -> "pd.DataFrame":
+        """The epoch table of the last fit as a DataFrame: ``epoch``, the losses and metrics, ``time`` in seconds."""
+        import pandas as pd
+        names = self.metric_names[1:-1] if self.add_time else self.metric_names[1:]
+        rows = [[float("nan") if v is None else v for v in row] for row in self.values]
+        df = pd.DataFrame(rows, columns=names, dtype=float)
+        df.insert(0, "epoch", range(len(rows)))
+        df["time"] = self._seconds[:len(rows)]
+        return df
 
     # -- plots (figures are returned, never shown: no blocking, fine under Agg)
 
@@ -222,29 +260,28 @@ class Recorder(Callback):
 
     def plot_metrics(self, nrows: int | None = None, ncols: int | None = None,
                      figsize: tuple | None = None) -> "Figure":
-        """Training/validation loss and each metric per epoch, one panel each."""
+        """The loss and each metric per epoch, one panel each: training beside validation where both are recorded."""
         import matplotlib.pyplot as plt
         if not self.values:
             raise ValueError("No epoch recorded yet: plot_metrics needs at least one finished epoch (call fit first).")
-        names = self.metric_names[1:-1] if self.add_time else self.metric_names[1:]
-        vals = np.array([[np.nan if v is None else v for v in row] for row in self.values], dtype=float)
-        n = len(names) - 1  # train and valid loss share a panel
+        hist = self.history
+        cols = [c for c in hist.columns if c not in ("epoch", "time")]
+        panels = list(dict.fromkeys(c.removeprefix("train_").removeprefix("valid_") for c in cols))
+        n = len(panels)
         ncols = ncols or min(n, 3)
         nrows = nrows or math.ceil(n / ncols)
         fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (4 * ncols, 3 * nrows), squeeze=False)
         axs = axs.flatten()
-        epochs = np.arange(len(vals))
-        axs[0].plot(epochs, vals[:, 0], label="train")
-        axs[0].plot(epochs, vals[:, 1], label="valid")
-        axs[0].set_title("loss")
-        axs[0].legend()
-        for i, name in enumerate(names[2:], start=1):
-            axs[i].plot(epochs, vals[:, i + 1], color="C1")
-            axs[i].set_title(name)
+        for ax, name in zip(axs, panels):
+            for split, color in (("train", "C0"), ("valid", "C1")):
+                col = f"{split}_{name}" if f"{split}_{name}" in cols else (name if split == "valid" else None)
+                if col in cols:
+                    ax.plot(hist["epoch"], hist[col], color=color, label=split)
+            ax.set_title(name)
+            ax.set_xlabel("epoch")
+            ax.legend()
         for ax in axs[n:]:
             ax.set_visible(False)
-        for ax in axs[:n]:
-            ax.set_xlabel("epoch")
         return fig
 
     def plot_lr_find(self, skip_end: int = 5, suggestions: list[tuple[float, float]] | None = None,

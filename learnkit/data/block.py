@@ -80,15 +80,17 @@ class DataBlock:
         items = self._items(source)
         splits = self.splitter(items)
         train, valid = list(splits[0]), list(splits[1])
+        extra = [list(s) for s in splits[2:]]  # a third split is the test set
         if not train:
             raise ValueError(f"The splitter {self.splitter!r} put none of the {len(items)} items in the training set: "
                              f"check its arguments (e.g. train_name/valid_name, valid_pct).")
         pipelines = [([g] if g is not None else []) + b.type_tfms for g, b in zip(self.getters, blocks)]
-        dsets = Datasets(items, pipelines, splits=(train, valid), kinds=[b.kind for b in blocks], n_inp=self.n_inp,
-                         blocks=blocks, getters=self.getters)
+        dsets = Datasets(items, pipelines, splits=(train, valid, *extra), kinds=[b.kind for b in blocks],
+                         n_inp=self.n_inp, blocks=blocks, getters=self.getters)
         dsets.setup()
         if verbose:
-            print(f"{len(items)} items: {len(train)} train, {len(valid)} valid")
+            print(f"{len(items)} items: {len(train)} train, {len(valid)} valid"
+                  + "".join(f", {len(e)} test" for e in extra))
         return dsets
 
     def dataloaders(self, source: Any, bs: int = 64, num_workers: int | None = None,
@@ -101,10 +103,17 @@ class DataBlock:
         common = dict(num_workers=num_workers, device=device, kinds=dsets.kinds, n_inp=dsets.n_inp,
                       blocks=dsets.blocks, item_tfms=item_tfms, batch_tfms=batch_tfms, **kwargs)
         train = DataLoader(dsets.train, bs=bs, shuffle=shuffle, **common)
-        valid = DataLoader(dsets.valid, bs=val_bs or bs, shuffle=False, drop_last=False, **common)
+        evals = [DataLoader(dsets.subset(i), bs=val_bs or bs, shuffle=False, drop_last=False, **common)
+                 for i in range(1, len(dsets.splits))]  # valid, then test when the splitter made one
         if path is None:
             path = source if isinstance(source, (str, _PathBase)) and os.path.isdir(source) else "."
-        return DataLoaders(train, valid, path=path, getters=self.getters)
+        return DataLoaders(train, *evals, path=path, getters=self.getters)
+
+    def weighted_dataloaders(self, source: Any, wgts: Any = None, bs: int = 64, verbose: bool = False,
+                             **kwargs: Any) -> DataLoaders:
+        """``dataloaders`` whose training loader draws by weight (fastai's): one weight per training item,
+        ``'balanced'`` (every class equally often) or None (uniform, with replacement); see ``WeightedDL``."""
+        return self.dataloaders(source, bs=bs, verbose=verbose, **kwargs).weighted(wgts)
 
     def _stage_tfms(self, blocks: list[TransformBlock]) -> tuple[list[Transform], list[Transform]]:
         return (sort_by_order(_block_tfms(blocks, "item_tfms") + self.item_tfms),
@@ -125,10 +134,14 @@ class DataBlock:
         items = step("get_items", self._items, source)
         print(f"  found {len(items)} items; first: {_short(items.iloc[0] if hasattr(items, 'iloc') else items[0])}")
         dsets = step("building the Datasets (split, vocab setup)", self.datasets, source)
-        print(f"Split: {len(dsets.splits[0])} train, {len(dsets.splits[1])} valid")
+        print("Split: " + ", ".join(f"{len(s)} {n}" for n, s in zip(("train", "valid", "test"), dsets.splits)))
         for b in dsets.blocks:
             if b.vocab is not None:
                 print(f"  {b.name} vocab ({len(b.vocab)}): {_short(b.vocab)}")
+        if dsets.vocab is not None:
+            from .imbalance import label_counts
+            for i, name in zip(range(len(dsets.splits)), ("train", "valid", "test")):
+                print(f"  label counts ({name}): {_short(label_counts(dsets, i))}")
         i0 = dsets.splits[0][0]
         item = dsets._item(i0)
         print(f"\nBuilding one sample from item {_short(item)}")

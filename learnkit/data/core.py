@@ -86,8 +86,8 @@ class Datasets:
         return b[self.n_inp].vocab if b and len(b) > self.n_inp else None
 
     def subset(self, i: int) -> "TfmdSubset":
-        """Split ``i`` (0 train, 1 valid)."""
-        return self.train if i == 0 else self.valid
+        """Split ``i`` (0 train, 1 valid, 2 test when the splitter made three)."""
+        return TfmdSubset(self, self.splits[i], TRAIN if i == 0 else VALID)
 
     def setup(self) -> None:
         """Fit stateful encoders (vocabularies) on the training split, then check the validation labels."""
@@ -98,15 +98,16 @@ class Datasets:
                 before = p[:j]
                 f.setup(_apply_pipeline(before, self._item(i)) for i in self.splits[0])
                 o2i = getattr(f, "_o2i", None)
-                if o2i is not None and len(self.splits[1]):
-                    self._check_valid_labels(before, f, o2i)
+                for k in range(1, len(self.splits)):
+                    if o2i is not None and len(self.splits[k]):
+                        self._check_valid_labels(before, f, o2i, k)
 
-    def _check_valid_labels(self, before: list, enc: Any, o2i: dict) -> None:
+    def _check_valid_labels(self, before: list, enc: Any, o2i: dict, k: int = 1) -> None:
         multi = type(enc).__name__ == "MultiCategorize"
         if multi and getattr(enc, "encoded", False):
             return
         unseen: dict = {}
-        for i in self.splits[1]:
+        for i in self.splits[k]:
             lab = _apply_pipeline(before, self._item(i))
             for l in (lab if multi else [lab]):
                 l = l.item() if isinstance(l, np.generic) else l
@@ -114,13 +115,15 @@ class Datasets:
                     unseen[l] = unseen.get(l, 0) + 1
         if unseen:
             shown = ", ".join(f"{k!r} ({v} items)" for k, v in list(unseen.items())[:5])
+            split = "validation" if k == 1 else "test"
             raise ValueError(
-                f"The validation set has label(s) never seen in the training set: {shown}. The model can't learn "
+                f"The {split} set has label(s) never seen in the training set: {shown}. The model can't learn "
                 f"classes it never trains on: change the split (e.g. a different seed or a stratified "
                 f"TrainTestSplitter), or pass CategoryBlock(vocab=[...]) listing every class.")
 
     def __repr__(self) -> str:
-        return f"Datasets({len(self.splits[0])} train, {len(self.splits[1])} valid items, kinds={self.kinds})"
+        test = f", {len(self.splits[2])} test" if len(self.splits) > 2 else ""
+        return f"Datasets({len(self.splits[0])} train, {len(self.splits[1])} valid{test} items, kinds={self.kinds})"
 
 
 class TfmdSubset(Dataset):
@@ -245,20 +248,27 @@ class DataLoader:
         """The underlying ``torch.utils.data.DataLoader``."""
         if self._torch_dl is None:
             ds = self.item_dataset()
-            workers = self.num_workers if len(self.dataset) > 0 else 0
+            n = len(self.dataset) if hasattr(self.dataset, "__len__") else None  # None: an IterableDataset
+            workers = self.num_workers if n != 0 else 0
             cuda = self.device.type == "cuda"
             persistent = (workers > 0) if self.persistent_workers is None else self.persistent_workers and workers > 0
+            sampler = self.sampler()
             self._torch_dl = TorchDataLoader(
-                ds, batch_size=self.bs, shuffle=self.shuffle, drop_last=self.drop_last and len(self.dataset) > self.bs,
+                ds, batch_size=self.bs, shuffle=self.shuffle and sampler is None and n is not None,
+                drop_last=self.drop_last and (n is None or n > self.bs),
                 num_workers=workers, collate_fn=self.collate_fn or _collate,
                 pin_memory=cuda if self.pin_memory is None else self.pin_memory,
-                persistent_workers=persistent, **self.kwargs)
+                persistent_workers=persistent, **self.kwargs, **({"sampler": sampler} if sampler is not None else {}))
             if persistent:
                 # Stop the workers when this loader goes. Left to torch, a loader freed by the cycle collector (a
                 # Learner and its callbacks form a cycle) has its queues finalised before the iterator, and the
                 # shutdown then waits 5 s per worker. The finalizer holds the torch loader, keeping its queues alive.
                 self._stop = weakref.finalize(self, _stop_workers, self._torch_dl, os.getpid())
         return self._torch_dl
+
+    def sampler(self) -> Any:
+        """The torch sampler that orders items (None: in order, or shuffled); ``WeightedDL`` draws by weight."""
+        return None
 
     def item_dataset(self) -> Any:
         """The dataset with the item transforms applied (what the torch loader's workers index)."""
@@ -451,6 +461,15 @@ class DataLoaders:
         return self.loaders[1] if len(self.loaders) > 1 else self.loaders[0].new(dataset=[], shuffle=False)
 
     @property
+    def test(self) -> DataLoader:
+        """The test loader (a third split, or ``from_folder(test=...)``); an AttributeError when there is none."""
+        if len(self.loaders) < 3:
+            raise AttributeError("These DataLoaders have no test set: give a splitter that returns three splits "
+                                 "(e.g. TrainValidTestSplitter, GrandparentSplitter(test_name='test')), pass "
+                                 "test='test' to ImageDataLoaders.from_folder, or build one with dls.test_dl(items).")
+        return self.loaders[2]
+
+    @property
     def train_ds(self) -> Any:
         """The training dataset."""
         return self.train.dataset
@@ -516,6 +535,21 @@ class DataLoaders:
                 y = ds[0][self.n_inp]
                 return int(np.asarray(y).size)
         return None
+
+    def weighted(self, wgts: Any = "balanced") -> "DataLoaders":
+        """These loaders with the training one drawing items by weight (``WeightedDL``): oversampling.
+
+        ``wgts``: one weight per training item, or ``'balanced'`` (each item ``1 / count of its class``, so every
+        class is drawn equally often). Validation and test loaders are unchanged.
+        """
+        from .imbalance import WeightedDL  # the sampler sits beside the data layer
+        return DataLoaders(WeightedDL.from_loader(self.train, wgts), *self.loaders[1:], path=self.path,
+                           getters=self.getters)
+
+    def summary(self) -> "Any":
+        """Print each split's size and label counts (targets with a vocabulary); returns the counts as a DataFrame."""
+        from .imbalance import split_summary
+        return split_summary(self)
 
     def preload(self) -> "DataLoaders":
         """Keep every loader's item-transformed data on the device (``DataLoader.preload``)."""

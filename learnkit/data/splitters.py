@@ -20,7 +20,7 @@ from ..utils import Path
 
 __all__ = [
     "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "GrandparentSplitter", "FuncSplitter",
-    "MaskSplitter", "FileSplitter", "ColSplitter", "EndSplitter",
+    "MaskSplitter", "FileSplitter", "ColSplitter", "EndSplitter", "TrainValidTestSplitter",
 ]
 
 Splits = tuple[list[int], list[int]]
@@ -223,13 +223,15 @@ class GrandparentSplitter:
 
     ``train_name``/``valid_name`` may be lists of names. Items under neither are left out. If no
     item falls under the training or validation name(s), it raises naming the folders it saw.
+    ``test_name`` (a learnkit addition) makes a third split, the test set (``dls.test``).
     """
 
-    def __init__(self, train_name: str | Sequence[str] = "train", valid_name: str | Sequence[str] = "valid") -> None:
-        self.train_name, self.valid_name = train_name, valid_name
+    def __init__(self, train_name: str | Sequence[str] = "train", valid_name: str | Sequence[str] = "valid",
+                 test_name: str | Sequence[str] | None = None) -> None:
+        self.train_name, self.valid_name, self.test_name = train_name, valid_name, test_name
 
-    def __call__(self, items: Sequence) -> Splits:
-        """Split positions ``0..len(items)-1``."""
+    def __call__(self, items: Sequence) -> Splits | tuple[list[int], list[int], list[int]]:
+        """Split positions ``0..len(items)-1`` (three lists with ``test_name``)."""
         if hasattr(items, "columns"):
             raise TypeError("GrandparentSplitter needs file paths as items, not a DataFrame: use ColSplitter, or "
                             "FuncSplitter on the file name column.")
@@ -252,10 +254,45 @@ class GrandparentSplitter:
             missing = " and ".join(f"{w}={(names[0] if len(names) == 1 else names)!r}" for w, names in which)
             raise ValueError(f"GrandparentSplitter: no item has a grandparent folder matching {missing}; the "
                              f"grandparent folders seen are: {shown}.{fix}")
-        return train, valid
+        if self.test_name is None:
+            return train, valid
+        test = [i for n in _as_names(self.test_name) for i, g in enumerate(gps) if g == n]
+        if gps and not test:
+            raise ValueError(f"GrandparentSplitter: no item has a grandparent folder matching "
+                             f"test_name={self.test_name!r}; the grandparent folders seen are: "
+                             f"{sorted(set(gps))[:10]}. Test images go in <test_name>/<label>/.")
+        return train, valid, test
 
     def __repr__(self) -> str:
-        return f"GrandparentSplitter(train_name={self.train_name!r}, valid_name={self.valid_name!r})"
+        test = f", test_name={self.test_name!r}" if self.test_name is not None else ""
+        return f"GrandparentSplitter(train_name={self.train_name!r}, valid_name={self.valid_name!r}{test})"
+
+
+class TrainValidTestSplitter:
+    """Three random splits: ``valid_pct`` of the items to validation, ``test_pct`` to test, the rest to training.
+
+    A seeded split uses its own generator (repeatable, global random state untouched); the test set is
+    cut first, so the same seed and ``test_pct`` keep the same test items whatever ``valid_pct`` is.
+    """
+
+    def __init__(self, valid_pct: float = 0.2, test_pct: float = 0.1, seed: int | None = None) -> None:
+        _check_pct("valid_pct", valid_pct)
+        _check_pct("test_pct", test_pct)
+        if valid_pct + test_pct >= 1:
+            raise ValueError(f"valid_pct + test_pct = {valid_pct + test_pct:g} leaves no training items: keep the "
+                             f"sum below 1 (e.g. valid_pct=0.2, test_pct=0.1).")
+        self.valid_pct, self.test_pct, self.seed = valid_pct, test_pct, seed
+
+    def __call__(self, items: Sequence) -> tuple[list[int], list[int], list[int]]:
+        """Split positions ``0..len(items)-1`` into (train, valid, test)."""
+        n = len(items)
+        gen = torch.Generator().manual_seed(int(self.seed)) if self.seed is not None else None
+        perm = torch.randperm(n, generator=gen).tolist()
+        n_test, n_valid = _n_cut(self.test_pct, n), _n_cut(self.valid_pct, n)
+        return perm[n_test + n_valid:], perm[n_test:n_test + n_valid], perm[:n_test]
+
+    def __repr__(self) -> str:
+        return f"TrainValidTestSplitter(valid_pct={self.valid_pct}, test_pct={self.test_pct}, seed={self.seed})"
 
 
 class FuncSplitter:

@@ -396,6 +396,32 @@ class TabularDataLoaders(DataLoaders):
                            cat_names=cat_names, cont_names=cont_names,
                            y_names=y_names, y_block=y_block, valid_idx=valid_idx, bs=bs, **kwargs)
 
+    @classmethod
+    def from_arrays(cls, x: Any, y: Any, valid_pct: float = 0.2, seed: int | None = None, valid: tuple | None = None,
+                    names: Sequence[str] | None = None, y_name: str | Sequence[str] = "y", cat_names: Any = None,
+                    procs: Any = None, y_block: Any = None, vocab: Sequence | None = None, bs: int = 64,
+                    **kwargs: Any) -> "TabularDataLoaders":
+        """A feature table held in arrays: ``x`` (N x features, numpy or tensor) and labels ``y``; see ``from_df``.
+
+        Columns are named ``names`` (default ``x0, x1, ...``) and the target ``y_name``; every column is continuous
+        unless listed in ``cat_names``. Class ids or names in ``y`` give a classifier (fastai's ``from_df`` would
+        make int targets a regression), floats a regression, a 0/1 matrix a multi-label target. ``valid=(xv, yv)``
+        replaces the random ``valid_pct`` split. ``predict`` and ``test_dl`` take rows as a DataFrame with those
+        column names, e.g. ``pd.DataFrame(x_new, columns=dls.cont_names)``.
+        """
+        from ..data.splitters import RandomSplitter
+        from ..data.arrays import as_numpy
+        from .arrays import arrays_to_frame
+        parts = [("x", x, y)] + ([("valid", *valid)] if valid is not None else [])
+        df, x_names, y_names, block = arrays_to_frame(parts, names, y_name, vocab)
+        n_train = len(df) - (len(as_numpy(valid[0], 'valid[0]')) if valid is not None else 0)
+        valid_idx = list(range(n_train, len(df))) if valid is not None else \
+            RandomSplitter(valid_pct, seed=seed)(range(len(df)))[1]
+        cats = _as_names(cat_names)
+        return cls.from_df(df, procs=procs, cat_names=cats, cont_names=[c for c in x_names if c not in cats],
+                           y_names=y_names, y_block=y_block if y_block is not None else block, valid_idx=valid_idx,
+                           bs=bs, **kwargs)
+
     def __repr__(self) -> str:
         return f"TabularDataLoaders(train={self.train!r}, valid={self.valid!r})"
 

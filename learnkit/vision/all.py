@@ -16,6 +16,7 @@ from learnkit.vision.xresnet import (init_cnn, XResNet, xresnet_split, xresnet18
 from learnkit.vision.utils import (download_images)  # noqa: F401
 from learnkit.vision.learner import (create_body, create_head, create_vision_model, num_features_model, has_pool_type, default_split, resnet_split, apply_init, vision_learner, build_vision_model, AdaptiveConcatPool2d, SigmoidRange, sigmoid_range)  # noqa: F401
 from learnkit.vision.widgets import (ImageClassifierCleaner)  # noqa: F401
+from learnkit.vision.cam import (class_activation_map, grad_cam, show_cam)  # noqa: F401
 
 __all__ = _basics_all + [
     "SegmentationDataLoaders", "DynamicUnet", "PixelShuffle_ICNR", "icnr_init", "SelfAttention", "ResizeToOrig",
@@ -32,5 +33,5 @@ __all__ = _basics_all + [
     "SigmoidRange", "sigmoid_range", "download_images",
     "XResNet", "xresnet_split", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152", "xresnet18_deep",
     "xresnet34_deep", "xresnet50_deep", "xresnet18_deeper", "xresnet34_deeper", "xresnet50_deeper",
-    "ImageClassifierCleaner",
+    "ImageClassifierCleaner", "class_activation_map", "grad_cam", "show_cam",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..data.block import DataBlock
@@ -19,8 +20,11 @@ from ..data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
 from ..data.core import DataLoaders
 from ..data.getters import ColReader, ImageGetter, RegexLabeller, parent_label, using_attr
 from ..data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
+from ..data.getters import get_image_files
 from ..utils import Path
-from .core import ImageBlock, MaskBlock, PILImage
+from ..data.arrays import FixedSplitter, label_block, labels_to_list
+from .arrays import ArrayItems, images_to_nhwc
+from .core import ImageBlock, MaskBlock, PILImage, PILImageBW
 
 __all__ = ["ImageDataLoaders", "SegmentationDataLoaders"]
 
@@ -39,6 +43,19 @@ def _check_fnames(fnames: Any, factory: str) -> list:
     return fnames
 
 
+def _labelled_folder(path: Path, name: str) -> bool:
+    """Whether ``path/name`` holds images in label folders (``test/<label>/x.png``) rather than directly."""
+    folder = path / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"ImageDataLoaders.from_folder: no test folder {str(folder)!r}; pass test= the name "
+                                f"of the folder inside {str(path)!r} (or leave it out).")
+    if get_image_files(folder, recurse=False):
+        return False
+    if not get_image_files(folder):
+        raise ValueError(f"ImageDataLoaders.from_folder: the test folder {str(folder)!r} holds no images.")
+    return True
+
+
 class ImageDataLoaders(DataLoaders):
     """Factories that build image-classification ``DataLoaders`` in one line (fastai's names and arguments)."""
 
@@ -51,16 +68,72 @@ class ImageDataLoaders(DataLoaders):
     def from_folder(cls, path: str | os.PathLike, train: str = "train", valid: str = "valid",
                     valid_pct: float | None = None, seed: int | None = None, vocab: Sequence | None = None,
                     item_tfms: Any = None, batch_tfms: Any = None, img_cls: type = PILImage,
-                    **kwargs: Any) -> DataLoaders:
-        """Images in ``path/train/<label>/`` and ``path/valid/<label>/`` (or one tree split at random with ``valid_pct``)."""
+                    test: str | None = None, **kwargs: Any) -> DataLoaders:
+        """Images in ``path/train/<label>/`` and ``path/valid/<label>/`` (or one tree split at random with ``valid_pct``).
+
+        ``test='test'`` adds ``dls.test``: labelled from ``path/test/<label>/``, or unlabelled when the images
+        sit directly in ``path/test/`` (then it is a ``test_dl``: ``get_preds`` works, ``validate`` needs labels).
+        """
+        labelled_test = test is not None and _labelled_folder(Path(path), test)
         if valid_pct is None:
-            splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
-            get_items: Callable = ImageGetter(folders=[train, valid])
+            splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid,
+                                                test_name=test if labelled_test else None)
+            get_items: Callable = ImageGetter(folders=[train, valid] + ([test] if labelled_test else []))
+        elif test is not None:
+            raise ValueError("ImageDataLoaders.from_folder: test= works with train/valid folders (valid_pct=None). "
+                             "To split one tree three ways, use a DataBlock with TrainValidTestSplitter.")
         else:
             splitter, get_items = RandomSplitter(valid_pct, seed=seed), ImageGetter()
         dblock = DataBlock(blocks=(ImageBlock(img_cls), CategoryBlock(vocab=vocab)), get_items=get_items,
                            splitter=splitter, get_y=parent_label, item_tfms=item_tfms, batch_tfms=batch_tfms)
-        return cls.from_dblock(dblock, Path(path), path=path, **kwargs)
+        dls = cls.from_dblock(dblock, Path(path), path=path, **kwargs)
+        if test is not None and not labelled_test:
+            dls.loaders.append(dls.test_dl(get_image_files(Path(path) / test, recurse=False)))
+        return dls
+
+    @classmethod
+    def from_arrays(cls, x: Any, y: Any, valid_pct: float = 0.2, seed: int | None = None,
+                    valid: tuple | None = None, test: tuple | None = None, vocab: Sequence | None = None,
+                    y_block: Any = None, item_tfms: Any = None, batch_tfms: Any = None, path: str | os.PathLike = ".",
+                    **kwargs: Any) -> DataLoaders:
+        """Images held in memory: numpy arrays or tensors ``x`` (N,H,W / N,H,W,C / N,C,H,W) with labels ``y``.
+
+        uint8 (or integer 0-255) pixels are taken as they are; floats must be in [0, 1] and are scaled by 255
+        (rounded to uint8, as an image file would hold them), so batches are floats in [0, 1] as from files.
+        One channel gives grey images (``PILImageBW``: pass ``n_in=1`` to ``vision_learner``), three RGB.
+        ``valid=(xv, yv)`` (and ``test=(xt, yt)``, giving ``dls.test``) replace the random ``valid_pct`` split.
+        Labels: class ids or names give a ``CategoryBlock`` (``vocab`` fixes the classes), floats a
+        ``RegressionBlock``, a 0/1 matrix a multi-label ``MultiCategoryBlock``. ``predict``, ``test_dl``,
+        interpretation and export take single arrays.
+        """
+        parts = [("x", "y", x, y)]
+        for name, pair in (("valid", valid), ("test", test)):
+            if pair is not None:
+                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                    raise TypeError(f"from_arrays: {name}= must be a pair (x, y) of arrays, not {type(pair).__name__}.")
+                parts.append((f"{name}[0]", f"{name}[1]", *pair))
+        images, labels = [], []
+        for xname, yname, xs, ys in parts:
+            images.append(images_to_nhwc(xs, xname))
+            labels.append(labels_to_list(ys, len(images[-1]), yname))
+        channels = {im.shape[-1] for im in images}
+        if len(channels) > 1:
+            raise ValueError(f"from_arrays: the arrays have different channel counts {sorted(channels)}; give every "
+                             f"split the same layout.")
+        sizes = [len(im) for im in images]
+        items = ArrayItems(np.concatenate(images), [l for ls in labels for l in ls])
+        if valid is None:
+            if test is not None:
+                raise ValueError("from_arrays: test= needs valid= too (or leave both out and split at random).")
+            splitter: Any = RandomSplitter(valid_pct, seed=seed)
+        else:
+            starts = np.cumsum([0] + sizes)
+            splitter = FixedSplitter([list(range(a, b)) for a, b in zip(starts[:-1], starts[1:])])
+        img_cls = PILImageBW if channels == {1} else PILImage
+        y_block = y_block if y_block is not None else label_block(items.labels, vocab)
+        dblock = DataBlock(blocks=(ImageBlock(img_cls), y_block), get_x=itemgetter(0), get_y=itemgetter(1),
+                           splitter=splitter, item_tfms=item_tfms, batch_tfms=batch_tfms)
+        return cls.from_dblock(dblock, items, path=path, **kwargs)
 
     @classmethod
     def from_path_func(cls, path: str | os.PathLike, fnames: Sequence, label_func: Callable, valid_pct: float = 0.2,

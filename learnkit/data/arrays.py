@@ -1,0 +1,68 @@
+"""Plain arrays as data: labels from numpy arrays or tensors, the target block they call for, fixed splits.
+
+Shared by ``ImageDataLoaders.from_arrays`` and ``TabularDataLoaders.from_arrays``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
+
+__all__ = ["FixedSplitter", "as_numpy", "labels_to_list", "label_block"]
+
+
+def as_numpy(a: Any, name: str) -> np.ndarray:
+    """A numpy array, tensor, pandas object or nested list -> a numpy array (errors name ``name``)."""
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    if hasattr(a, "to_numpy"):  # pandas
+        return a.to_numpy()
+    if isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except Exception as e:
+        raise TypeError(f"from_arrays: {name} must be a numpy array or a tensor, not a {type(a).__name__}.") from e
+
+
+def labels_to_list(y: Any, n: int, name: str = "y") -> list:
+    """Labels (1-D: ids, names or numbers; 2-D: one row per item) -> a list of plain Python values."""
+    a = as_numpy(y, name)
+    if a.ndim not in (1, 2) or len(a) != n:
+        raise ValueError(f"from_arrays: {name} has shape {tuple(a.shape)} but there are {n} images; give one label "
+                         f"(or one row of labels) per image.")
+    return a.tolist()  # numpy scalars -> int/float/str (JSON-safe vocabularies for export)
+
+
+def label_block(labels: list, vocab: Sequence | None = None) -> TransformBlock:
+    """The target block the labels call for: floats -> regression, 0/1 rows -> multi-label, else categories."""
+    first = labels[0]
+    if isinstance(first, list):
+        flat = {v for row in labels for v in row}
+        if flat <= {0, 1}:
+            return MultiCategoryBlock(encoded=True, vocab=list(vocab) if vocab is not None else list(range(len(first))))
+        return RegressionBlock(n_out=len(first))
+    if isinstance(first, float) and vocab is None:
+        return RegressionBlock()
+    return CategoryBlock(vocab=vocab)
+
+
+class FixedSplitter:
+    """A splitter returning fixed lists of positions (train, valid[, test]): the arrays the user gave apart."""
+
+    def __init__(self, splits: Sequence[Sequence[int]]) -> None:
+        self.splits = [list(s) for s in splits]
+
+    def __call__(self, items: Sequence) -> tuple:
+        """The fixed splits (``items`` is only checked for length)."""
+        n = sum(len(s) for s in self.splits)
+        if len(items) != n:
+            raise ValueError(f"FixedSplitter was built for {n} items but got {len(items)}.")
+        return tuple(self.splits)
+
+    def __repr__(self) -> str:
+        return f"FixedSplitter({', '.join(str(len(s)) for s in self.splits)})"
