@@ -61,3 +61,14 @@ __all__ = [
     "SAMPLES", "URLs", "untar_data", "download_url",
     "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
 ]
+
+# fastai fidelity (issue 13): data transforms, losses, metrics, optimizers, callbacks
+from learnkit.losses import (BCELossFlat)  # noqa: F401,E402
+from learnkit.metrics import (ActivationType, skm_to_fastai, APScoreMulti, RocAucMulti, PearsonCorrCoef, SpearmanCorrCoef, JaccardCoeffMulti, LossMetric, LossMetrics, AvgLoss, Perplexity, perplexity)  # noqa: F401,E402
+from learnkit.optimizer import (RMSProp, QHAdam, Larc, Lamb)  # noqa: F401,E402
+
+__all__ += [
+    "BCELossFlat", "ActivationType", "skm_to_fastai", "APScoreMulti", "RocAucMulti", "PearsonCorrCoef",
+    "SpearmanCorrCoef", "JaccardCoeffMulti", "LossMetric", "LossMetrics", "AvgLoss", "Perplexity", "perplexity",
+    "RMSProp", "QHAdam", "Larc", "Lamb",
+]
