@@ -111,8 +111,10 @@ class AvgMetric(Metric):
 
     def update(self, pred: torch.Tensor, targ: torch.Tensor) -> None:
         """Add this batch's value times its size (kept on the device: no sync per batch)."""
-        bs = _bs(targ)
-        v = self.func(pred, targ)
+        self._add(self.func(pred, targ), _bs(targ))
+
+    def _add(self, v: Any, bs: int) -> None:
+        """Add a batch value ``v`` weighted by its size ``bs`` (a tensor stays on its device)."""
         if isinstance(v, torch.Tensor):
             v = v.detach().to(_acc_dtype(v))
         self.total = v * bs + self.total
@@ -686,12 +688,7 @@ def RocAucMulti(sigmoid: bool = True, average: str | None = "macro", sample_weig
 
 # -- metrics read from the loss (fastai's AvgLoss, Perplexity, LossMetric)
 
-def _find_bs(yb: Sequence) -> int:
-    y = yb[0] if len(yb) else None
-    return y.shape[0] if isinstance(y, torch.Tensor) and y.ndim else len(y) if y is not None else 1
-
-
-class AvgLoss(Metric):
+class AvgLoss(AvgMetric):
     """The loss averaged over the set, weighted by batch size (fastai's)."""
 
     def __init__(self) -> None:
@@ -702,21 +699,9 @@ class AvgLoss(Metric):
         """fastai's column name."""
         return "loss"
 
-    def reset(self) -> None:
-        """Zero the running sum."""
-        self.total: float | torch.Tensor = 0.0
-        self.count = 0
-
     def accumulate(self, learn: Any) -> None:
         """Add ``learn.loss`` times the batch size."""
-        bs = _find_bs(learn.yb)
-        self.total = learn.loss.detach().mean() * bs + self.total
-        self.count += bs
-
-    @property
-    def value(self) -> float | None:
-        """Mean loss over the items seen."""
-        return float(self.total) / self.count if self.count else None
+        self._add(learn.loss.mean(), _bs(learn.yb[0]))
 
 
 class Perplexity(AvgLoss):
@@ -750,11 +735,7 @@ class LossMetric(AvgMetric):
 
     def accumulate(self, learn: Any) -> None:
         """Add ``loss_func.<attr>`` (0 when missing) times the batch size."""
-        bs = _find_bs(learn.yb)
-        v = getattr(learn.loss_func, self.attr, 0)
-        v = v.detach().to(_acc_dtype(v)) if isinstance(v, torch.Tensor) else v
-        self.total = v * bs + self.total
-        self.count += bs
+        self._add(getattr(learn.loss_func, self.attr, 0), _bs(learn.yb[0]))
 
 
 def LossMetrics(attrs: str | Sequence[str], nms: str | Sequence[str] | None = None) -> list[LossMetric]:
@@ -887,14 +868,31 @@ class DiceMulti(Metric):
         self.inter += torch.bincount(t[(p == t) & ok], minlength=c)[:c]
         self.union += torch.bincount(p, minlength=c)[:c] + torch.bincount(t[ok], minlength=c)[:c]
 
+    @staticmethod
+    def _score(inter: torch.Tensor, union: torch.Tensor) -> torch.Tensor:
+        return 2 * inter / union
+
     @property
     def value(self) -> float | None:
-        """Mean of ``2 * inter_c / union_c`` over classes with a non-empty union."""
+        """Mean of the per-class score (``2 * inter_c / union_c``) over classes with a non-empty union."""
         if self.inter is None:
             return None
         inter, union = self.inter.double().cpu(), self.union.double().cpu()
         seen = union > 0
-        return float((2 * inter[seen] / union[seen]).mean()) if seen.any() else None
+        return float(self._score(inter[seen], union[seen]).mean()) if seen.any() else None
+
+
+class JaccardCoeffMulti(DiceMulti):
+    """Mean over classes of each class's Jaccard index ``inter_c / (union_c - inter_c)`` (mIoU), fastai's."""
+
+    @property
+    def name(self) -> str:
+        """fastai's column name."""
+        return "jaccard_coeff_multi"
+
+    @staticmethod
+    def _score(inter: torch.Tensor, union: torch.Tensor) -> torch.Tensor:
+        return inter / (union - inter)
 
 
 def _foreground_metric(f: Callable) -> Metric:
@@ -909,20 +907,3 @@ _EXACT: dict[Callable, Callable[[Callable], Metric]] = {
     foreground_acc: _foreground_metric,
 }
 
-
-class JaccardCoeffMulti(DiceMulti):
-    """Mean over classes of each class's Jaccard index (mIoU) for multi-class segmentation (fastai's)."""
-
-    @property
-    def name(self) -> str:
-        """fastai's column name."""
-        return "jaccard_coeff_multi"
-
-    @property
-    def value(self) -> float | None:
-        """Mean of ``inter_c / (union_c - inter_c)`` over classes with a non-empty union."""
-        if self.inter is None:
-            return None
-        inter, union = self.inter.double().cpu(), self.union.double().cpu()
-        seen = union > 0
-        return float((inter[seen] / (union[seen] - inter[seen])).mean()) if seen.any() else None

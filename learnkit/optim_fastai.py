@@ -39,6 +39,14 @@ def as_params(params: Any, who: str = "optimizer") -> list:
             if isinstance(g, dict) else g for g in params]
 
 
+def closure_loss(closure: Callable[[], Any] | None) -> Any:
+    """The loss from ``closure()`` run with gradients enabled (inside an optimizer's ``step``), or None."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class _FastaiOptimizer(torch.optim.Optimizer):
     """Weight decay as fastai applies it, then ``_update(p, grad, group, state)`` for every parameter with a gradient."""
 
@@ -51,10 +59,7 @@ class _FastaiOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             lr, wd = group["lr"], group["weight_decay"]
             for p in group["params"]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .optim_fastai import Lamb, Larc, QHAdam, RMSProp, as_params
+from .optim_fastai import Lamb, Larc, QHAdam, RMSProp, as_params, closure_loss
 
 __all__ = ["Adam", "SGD", "RAdam", "RMSProp", "QHAdam", "Larc", "Lamb", "Lookahead", "ranger", "momentum_key"]
 
@@ -43,10 +43,7 @@ class _SGDW(torch.optim.SGD):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Decay the weights that have a gradient, then torch's SGD step without its L2 term."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         saved = [g["weight_decay"] for g in self.param_groups]
         try:
             for g, wd in zip(self.param_groups, saved):
