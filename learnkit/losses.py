@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
+    "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
+    "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss", "loss_for_kind",
 ]
 

@@ -194,3 +194,25 @@ def test_fit_one_cycle_schedules_the_new_optimizers():
         set_hyper(opt, "mom", 0.85)
         set_hyper(opt, "wd", 0.2)
         assert get_hyper(opt, "mom") == [0.85] and get_hyper(opt, "wd") == [0.2]
+
+
+@pytest.mark.parametrize("opt_func", [RMSProp, QHAdam, Larc, Lamb])
+def test_learner_trains_with_the_new_optimizers(opt_func, tmp_path):
+    from torch import nn
+
+    from learnkit.basics import DataLoader, DataLoaders, Learner, MSELossFlat
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 3, generator=g)
+    y = x @ torch.tensor([[1.], [-2.], [0.5]]) + 0.3
+    ds = list(zip(x, y))
+    dls = DataLoaders(DataLoader(ds[:96], bs=16, shuffle=True), DataLoader(ds[96:], bs=32))
+    torch.manual_seed(0)
+    learn = Learner(dls, nn.Linear(3, 1), loss_func=MSELossFlat(), opt_func=opt_func, path=tmp_path)
+    with learn.no_bar():
+        before = learn.validate()[0]
+    lr = 0.5 if opt_func is Larc else 0.2  # Larc scales its lr down by trust_coeff
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(4, lr)
+        after = learn.validate()[0]
+    assert isinstance(learn.opt, opt_func)
+    assert after < before / 5, (before, after)

@@ -88,6 +88,14 @@ def _sorted_unique(values: Iterable) -> list:
 NA = "#na#"
 
 
+def _present(o: Any) -> bool:
+    """False for missing values (NaN, None, pd.NA): ``o == o`` is pandas' test for non-NaN."""
+    try:
+        return o is not None and bool(o == o)
+    except (TypeError, ValueError):
+        return False
+
+
 class CategoryMap(list):
     """A vocabulary (fastai's): the unique non-missing values of ``col``, sorted when ``sort``, ``'#na#'`` first when ``add_na``.
 
@@ -101,10 +109,10 @@ class CategoryMap(list):
         if cat is not None:
             items = [_plain(o) for o in cat.categories]
             if strict:
-                present = {_plain(o) for o in col.unique() if o == o}
+                present = {_plain(o) for o in col.unique() if _present(o)}
                 items = [o for o in items if o in present]
         else:
-            items = list(dict.fromkeys(_plain(o) for o in col if o == o))  # o == o drops NaN, as pandas
+            items = list(dict.fromkeys(_plain(o) for o in col if _present(o)))
             if sort:
                 items = _sorted_unique(items)
         super().__init__([NA] + items if add_na else items)
