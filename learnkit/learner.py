@@ -91,20 +91,16 @@ def _same_device(a: Any, b: torch.device) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def _detach(x: Any) -> Any:
+def _detach(x: Any, cpu: bool = False) -> Any:
     if isinstance(x, torch.Tensor):
-        return x.detach()
+        return x.detach().cpu() if cpu else x.detach()
     if isinstance(x, (tuple, list)):
-        return type(x)(_detach(o) for o in x)
+        return type(x)(_detach(o, cpu) for o in x)
     return x
 
 
 def _detach_cpu(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, (tuple, list)):
-        return type(x)(_detach_cpu(o) for o in x)
-    return x
+    return _detach(x, cpu=True)
 
 
 def _cat(batches: list) -> Any:
@@ -179,7 +175,7 @@ class Learner:
 
     def to_detach(self, b: Any, cpu: bool = True, gather: bool = True) -> Any:
         """``b`` (tensors, possibly in lists/tuples) detached, and moved to the CPU when ``cpu`` (fastai's)."""
-        return _detach_cpu(b) if cpu else _detach(b)
+        return _detach(b, cpu)
 
     def _model_device(self) -> torch.device:
         p = next(self.model.parameters(), None)

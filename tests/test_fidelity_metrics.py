@@ -205,6 +205,10 @@ def test_fastai_style_metric_and_loss_metrics_inside_fit(tmp_path):
     # batches of 16: the bs-weighted mean of per-batch l1 equals the overall l1
     assert l1 == pytest.approx(mae, rel=1e-5)
     assert l2 == pytest.approx(float(F.mse_loss(preds, targs)), rel=1e-5)
+    learn.xb, learn.yb = (torch.ones(2, 1),), (torch.zeros(2, 1), torch.ones(2))
+    assert learn.x is learn.xb[0] and learn.y == learn.yb  # fastai's detuplify: one element -> the element
+    out = learn.to_detach([torch.ones(2, requires_grad=True)])
+    assert not out[0].requires_grad and out[0].device.type == "cpu"
 
 
 def test_bce_loss_flat_fastai_example():
