@@ -67,3 +67,21 @@ __all__ = [
     "TrainValidTestSplitter", "WeightedDL", "class_weights", "label_counts", "Hook", "Hooks", "hook_output",
     "hook_outputs", "HookCallback", "ActivationStats", "has_params", "flatten_model", "L1L2Regularizer",
 ]
+
+# fastai fidelity (issue 13): data transforms, losses, metrics, optimizers, callbacks
+from learnkit.data.blocks import (CategoryMap, Categorize, MultiCategorize, OneHotEncode, EncodedMultiCategorize, RegressionSetup)  # noqa: F401,E402
+from learnkit.data.getters import (ItemGetter, AttrGetter)  # noqa: F401,E402
+from learnkit.data.splitters import (RandomSubsetSplitter)  # noqa: F401,E402
+from learnkit.callback.training import (ShortEpochCallback)  # noqa: F401,E402
+from learnkit.callback.schedule import (LRFinder)  # noqa: F401,E402
+from learnkit.losses import (BCELossFlat)  # noqa: F401,E402
+from learnkit.metrics import (ActivationType, skm_to_fastai, APScoreMulti, RocAucMulti, PearsonCorrCoef, SpearmanCorrCoef, JaccardCoeffMulti, LossMetric, LossMetrics, AvgLoss, Perplexity, perplexity)  # noqa: F401,E402
+from learnkit.optimizer import (RMSProp, QHAdam, Larc, Lamb)  # noqa: F401,E402
+
+__all__ += [
+    "CategoryMap", "Categorize", "MultiCategorize", "OneHotEncode", "EncodedMultiCategorize", "RegressionSetup",
+    "ItemGetter", "AttrGetter", "RandomSubsetSplitter", "ShortEpochCallback", "LRFinder", "BCELossFlat",
+    "ActivationType", "skm_to_fastai", "APScoreMulti", "RocAucMulti", "PearsonCorrCoef",
+    "SpearmanCorrCoef", "JaccardCoeffMulti", "LossMetric", "LossMetrics", "AvgLoss", "Perplexity", "perplexity",
+    "RMSProp", "QHAdam", "Larc", "Lamb",
+]

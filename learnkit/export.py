@@ -91,7 +91,7 @@ def _register_builtins() -> None:
         obj = getattr(losses, name)
         if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
             register_loss(obj)
-    register_block("CategoryBlock", lambda vocab=None, **_: CategoryBlock(vocab=vocab))
+    register_block("CategoryBlock", lambda vocab=None, **_: CategoryBlock(vocab=vocab, sort=False))  # saved order
     register_block("MultiCategoryBlock", lambda vocab=None, encoded=False, **_: MultiCategoryBlock(encoded, vocab))
     register_block("RegressionBlock", lambda n_out=None, **_: RegressionBlock(n_out))
     register_block("ImageBlock", lambda cls="PILImage", **_: vcore.ImageBlock(

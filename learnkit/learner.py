@@ -91,12 +91,16 @@ def _same_device(a: Any, b: torch.device) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def _detach_cpu(x: Any) -> Any:
+def _detach(x: Any, cpu: bool = False) -> Any:
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
+        return x.detach().cpu() if cpu else x.detach()
     if isinstance(x, (tuple, list)):
-        return type(x)(_detach_cpu(o) for o in x)
+        return type(x)(_detach(o, cpu) for o in x)
     return x
+
+
+def _detach_cpu(x: Any) -> Any:
+    return _detach(x, cpu=True)
 
 
 def _cat(batches: list) -> Any:
@@ -158,6 +162,20 @@ class Learner:
     @metrics.setter
     def metrics(self, metrics: Any) -> None:
         self._metrics = [to_metric(m) for m in _as_list(metrics)]
+
+    @property
+    def x(self) -> Any:
+        """The current input: ``xb[0]`` when the batch has one input, else ``xb`` (fastai's ``learn.x``)."""
+        return self.xb[0] if len(self.xb) == 1 else self.xb
+
+    @property
+    def y(self) -> Any:
+        """The current target: ``yb[0]`` when the batch has one target, else ``yb`` (fastai's ``learn.y``)."""
+        return self.yb[0] if len(self.yb) == 1 else self.yb
+
+    def to_detach(self, b: Any, cpu: bool = True, gather: bool = True) -> Any:
+        """``b`` (tensors, possibly in lists/tuples) detached, and moved to the CPU when ``cpu`` (fastai's)."""
+        return _detach(b, cpu)
 
     def _model_device(self) -> torch.device:
         p = next(self.model.parameters(), None)

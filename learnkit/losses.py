@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
+    "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
+    "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss", "loss_for_kind",
 ]
 
@@ -108,6 +109,41 @@ class BCEWithLogitsLossFlat(_Loss):
     def activation(self, out: torch.Tensor) -> torch.Tensor:
         """Sigmoid."""
         return torch.sigmoid(out)
+
+    def decodes(self, out: torch.Tensor) -> torch.Tensor:
+        """Probabilities above ``thresh``."""
+        return out > self.thresh
+
+
+class BCELossFlat(_Loss):
+    """``nn.BCELoss`` on probabilities with input and target flattened (fastai's); integer targets are made float.
+
+    The model must end with a sigmoid (``activation`` is the identity); ``decodes`` thresholds at ``thresh``.
+    """
+
+    _config = ("axis", "reduction", "floatify", "thresh")
+
+    def __init__(self, axis: int = -1, weight: torch.Tensor | None = None, reduction: str = "mean",
+                 floatify: bool = True, thresh: float = 0.5) -> None:
+        super().__init__()
+        self.axis, self.floatify, self.thresh = axis, floatify, thresh
+        self.reduction = _check_reduction(type(self).__name__, reduction)
+        self.register_buffer("weight", weight)
+
+    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of probabilities ``inp`` against 0/1 targets with as many values."""
+        if inp.numel() != targ.numel():
+            raise ValueError(f"BCELossFlat: output shape {tuple(inp.shape)} and target shape {tuple(targ.shape)} hold "
+                             f"different numbers of values; targets must hold one 0/1 per output.")
+        if inp.ndim > 1 and targ.ndim == inp.ndim:
+            inp, targ = inp.transpose(self.axis, -1), targ.transpose(self.axis, -1)
+        targ = targ.reshape(-1)
+        return F.binary_cross_entropy(inp.reshape(-1), targ.float() if self.floatify else targ, weight=self.weight,
+                                      reduction=self.reduction)
+
+    def activation(self, out: torch.Tensor) -> torch.Tensor:
+        """Identity: the outputs are already probabilities."""
+        return out
 
     def decodes(self, out: torch.Tensor) -> torch.Tensor:
         """Probabilities above ``thresh``."""

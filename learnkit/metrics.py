@@ -1,7 +1,7 @@
 """Metrics, accumulated over the whole validation set.
 
 Protocol: a ``Metric`` has ``reset()``, ``update(pred, targ)`` (called with the model's raw output
-and the target of every validation batch), ``value`` and ``name``. A plain function
+and the target of every validation batch) or fastai's ``accumulate(learn)``, ``value`` and ``name``. A plain function
 ``f(pred, targ) -> tensor`` passed as a metric is wrapped by ``to_metric``:
 
 - per-item means (``accuracy``, ``error_rate``, ``mae``...) go in ``AvgMetric``, which averages them
@@ -19,14 +19,20 @@ AUC from ranks, ties counted half. Running values stay on the device and are rea
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .metric_funcs import average_precision_score, pearsonr, r2_score, roc_auc_score, spearmanr
+
 __all__ = [
-    "Metric", "AvgMetric", "AccumMetric", "to_metric",
+    "Metric", "AvgMetric", "AccumMetric", "to_metric", "ActivationType", "skm_to_fastai",
+    "APScoreMulti", "RocAucMulti", "PearsonCorrCoef", "SpearmanCorrCoef", "JaccardCoeffMulti",
+    "LossMetric", "LossMetrics", "AvgLoss", "Perplexity", "perplexity",
     "accuracy", "error_rate", "top_k_accuracy", "accuracy_multi",
     "FBeta", "F1Score", "Precision", "Recall", "BalancedAccuracy", "MatthewsCorrCoef", "RocAuc", "RocAucBinary",
     "mse", "rmse", "mae", "msle", "exp_rmspe", "R2Score",
@@ -39,24 +45,38 @@ _AVERAGES = ("binary", "macro", "micro", "weighted")
 # -- the protocol
 
 class Metric:
-    """Base class for metrics accumulated over a validation pass."""
+    """Base class for metrics accumulated over a validation pass.
+
+    Two ways to write one: learnkit's ``update(pred, targ)``, or fastai's ``accumulate(learn)`` reading
+    ``learn.pred``, ``learn.yb`` (``learn.y``), ``learn.loss``. The Recorder calls ``accumulate(learn)``,
+    which by default calls ``update(learn.pred, *learn.yb)``.
+    """
 
     @property
     def name(self) -> str:
-        """Column name shown in the training table."""
-        return type(self).__name__.lower()
+        """Column name shown in the training table: the class name in snake case without a ``Metric`` suffix (fastai's)."""
+        return _camel2snake(re.sub(r"Metric$", "", type(self).__name__) or "metric")
 
     def reset(self) -> None:
         """Forget what was accumulated (called before each validation pass)."""
 
+    def accumulate(self, learn: Any) -> None:
+        """Accumulate the learner's current batch (fastai's entry point)."""
+        self.update(learn.pred, *learn.yb)
+
     def update(self, pred: torch.Tensor, targ: torch.Tensor) -> None:
         """Accumulate one batch."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines neither update(pred, targ) nor accumulate(learn).")
 
     @property
     def value(self) -> float | None:
         """The metric over everything accumulated since ``reset``."""
         raise NotImplementedError
+
+
+def _camel2snake(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
 
 
 def _func_name(func: Callable) -> str:
@@ -91,8 +111,10 @@ class AvgMetric(Metric):
 
     def update(self, pred: torch.Tensor, targ: torch.Tensor) -> None:
         """Add this batch's value times its size (kept on the device: no sync per batch)."""
-        bs = _bs(targ)
-        v = self.func(pred, targ)
+        self._add(self.func(pred, targ), _bs(targ))
+
+    def _add(self, v: Any, bs: int) -> None:
+        """Add a batch value ``v`` weighted by its size ``bs`` (a tensor stays on its device)."""
         if isinstance(v, torch.Tensor):
             v = v.detach().to(_acc_dtype(v))
         self.total = v * bs + self.total
@@ -104,37 +126,112 @@ class AvgMetric(Metric):
         return float(self.total) / self.count if self.count else None
 
 
-class AccumMetric(Metric):
-    """Keeps every batch's predictions and targets and computes ``func(all_preds, all_targs)`` once, at the end.
+class ActivationType:
+    """The activations ``AccumMetric`` can apply to predictions before storing them (fastai's)."""
 
-    For metrics that are not per-item means (RMSE, a median...). ``name`` defaults to the function's name.
+    No, Sigmoid, Softmax, BinarySoftmax = "no", "sigmoid", "softmax", "binary_softmax"
+
+
+def _scalar(v: Any) -> Any:
+    """A one-value result (tensor, NumPy scalar, number) as a float; anything else unchanged."""
+    if isinstance(v, (torch.Tensor, np.ndarray, np.generic)) and np.size(v) == 1:
+        return float(v.item() if hasattr(v, "item") else v)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+class AccumMetric(Metric):
+    """Keeps every batch's predictions and targets and computes ``func(all_preds, all_targs)`` once, at the end (fastai's).
+
+    Before storing, predictions go through ``activation`` (an ``ActivationType``; softmax over ``dim_argmax``),
+    else an argmax over ``dim_argmax`` when given, then ``>= thresh`` when ``thresh`` is set; both are
+    flattened when ``flatten``. ``to_np`` hands NumPy arrays to ``func``; ``invert_arg`` calls
+    ``func(targs, preds)`` (scikit-learn's order); other keyword arguments go to ``func``.
+    ``name`` defaults to the function's name. Called directly, ``metric(preds, targs)`` scores one batch.
     """
 
-    def __init__(self, func: Callable, name: str | None = None) -> None:
-        self.func, self._name = func, name
-        self.preds: list[torch.Tensor] = []
-        self.targs: list[torch.Tensor] = []
+    def __init__(self, func: Callable, dim_argmax: int | None = None, activation: str = ActivationType.No,
+                 thresh: float | None = None, to_np: bool = False, invert_arg: bool = False, flatten: bool = True,
+                 name: str | None = None, **kwargs: Any) -> None:
+        acts = (ActivationType.No, ActivationType.Sigmoid, ActivationType.Softmax, ActivationType.BinarySoftmax)
+        if activation not in acts:
+            raise ValueError(f"AccumMetric(activation={activation!r}): use one of {acts} (ActivationType.*).")
+        self.func, self.dim_argmax, self.activation, self.thresh = func, dim_argmax, activation, thresh
+        self.to_np, self.invert_args, self.flatten, self.kwargs, self._name = to_np, invert_arg, flatten, kwargs, name
+        self.reset()
 
     @property
     def name(self) -> str:
         """The given name, else the function's."""
         return self._name or _func_name(self.func)
 
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+
     def reset(self) -> None:
         """Drop the stored batches."""
-        self.preds, self.targs = [], []
+        self.preds: list[torch.Tensor] = []
+        self.targs: list[torch.Tensor] = []
+
+    def _activate(self, pred: torch.Tensor) -> torch.Tensor:
+        if self.activation in (ActivationType.Softmax, ActivationType.BinarySoftmax):
+            pred = F.softmax(pred, dim=-1 if self.dim_argmax is None else self.dim_argmax)
+            if self.activation == ActivationType.BinarySoftmax:
+                pred = pred[:, -1]
+        elif self.activation == ActivationType.Sigmoid:
+            pred = torch.sigmoid(pred)
+        elif self.dim_argmax is not None:
+            pred = pred.argmax(dim=self.dim_argmax)
+        if self.thresh:
+            pred = pred >= self.thresh
+        return pred
+
+    def accumulate(self, learn: Any) -> None:
+        """Store the learner's predictions (activated as configured) and first target."""
+        self.update(learn.pred, learn.yb[0])
 
     def update(self, pred: torch.Tensor, targ: torch.Tensor) -> None:
-        """Store this batch (detached)."""
-        self.preds.append(pred.detach())
-        self.targs.append(targ.detach())
+        """Store this batch (activated as configured, detached)."""
+        self.accum_values(self._activate(pred.detach()), targ)
+
+    def accum_values(self, preds: torch.Tensor, targs: torch.Tensor, learn: Any = None) -> None:
+        """Store ``preds`` and ``targs`` as they are (flattened when ``flatten``)."""
+        preds, targs = preds.detach(), targs.detach()
+        if self.flatten:
+            preds, targs = _flatten_check(preds, targs, self.name)
+        self.preds.append(preds)
+        self.targs.append(targs)
+
+    def __call__(self, preds: torch.Tensor, targs: torch.Tensor) -> Any:
+        """The metric on one batch (what was stored before is dropped)."""
+        self.reset()
+        self.accum_values(preds, targs)
+        return self.value
 
     @property
-    def value(self) -> float | None:
-        """``func`` over the concatenation of every stored batch."""
+    def value(self) -> Any:
+        """``func`` over the concatenation of every stored batch (a float when it is one number)."""
         if not self.preds:
             return None
-        return float(self.func(torch.cat(self.preds), torch.cat(self.targs)))
+        preds, targs = torch.cat(self.preds), torch.cat(self.targs)
+        if self.to_np:
+            preds, targs = preds.cpu().numpy(), targs.cpu().numpy()
+        args = (targs, preds) if self.invert_args else (preds, targs)
+        return _scalar(self.func(*args, **self.kwargs))
+
+
+def skm_to_fastai(func: Callable, is_class: bool = True, thresh: float | None = None, axis: int = -1,
+                  activation: str | None = None, **kwargs: Any) -> AccumMetric:
+    """Wrap ``func(y_true, y_pred, **kwargs)`` (scikit-learn's signature) as a metric, as fastai does.
+
+    Classification (``is_class``): an argmax over ``axis``, or with ``thresh`` a sigmoid then ``>= thresh``.
+    Regression: predictions as they are. Arrays handed to ``func`` are NumPy.
+    """
+    dim_argmax = axis if is_class and thresh is None else None
+    if activation is None:
+        activation = ActivationType.Sigmoid if (is_class and thresh is not None) else ActivationType.No
+    return AccumMetric(func, dim_argmax=dim_argmax, activation=activation, thresh=thresh, to_np=True,
+                       invert_arg=True, **kwargs)
 
 
 def to_metric(m: Any) -> Metric:
@@ -549,46 +646,104 @@ def exp_rmspe(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((((targ - inp) / targ) ** 2).mean())
 
 
-class R2Score(Metric):
-    """Coefficient of determination ``1 - SS_res / SS_tot`` over the whole set (scikit-learn's ``r2_score``).
+class R2Score(AccumMetric):
+    """R2 score over the whole set, as fastai's ``R2Score``: scikit-learn's ``r2_score`` on the flattened predictions and targets.
 
-    Targets of shape ``(n, k)`` give one score per output, averaged uniformly (scikit-learn's default);
-    a constant target scores 1 when predicted exactly, else 0.
+    Multi-column targets are flattened too (one score over every value), as fastai computes it.
     """
+
+    def __init__(self, sample_weight: Any = None) -> None:
+        super().__init__(r2_score, to_np=True, invert_arg=True, sample_weight=sample_weight)
+
+
+def PearsonCorrCoef(dim_argmax: int | None = None, **kwargs: Any) -> AccumMetric:
+    """Pearson correlation coefficient of predictions and targets over the set (fastai's; SciPy's ``pearsonr``)."""
+    return AccumMetric(pearsonr, invert_arg=False, dim_argmax=dim_argmax, **kwargs)
+
+
+def SpearmanCorrCoef(dim_argmax: int | None = None, axis: int = 0, nan_policy: str = "propagate",
+                     **kwargs: Any) -> AccumMetric:
+    """Spearman rank correlation of predictions and targets over the set (fastai's; SciPy's ``spearmanr``)."""
+    return AccumMetric(functools.partial(spearmanr, axis=axis, nan_policy=nan_policy), invert_arg=False,
+                       dim_argmax=dim_argmax, **kwargs)
+
+
+# -- multi-label scores (fastai's skm_to_fastai wrappers)
+
+def APScoreMulti(sigmoid: bool = True, average: str | None = "macro", pos_label: int = 1,
+                 sample_weight: Any = None) -> AccumMetric:
+    """Average precision for multi-label problems (fastai's; scikit-learn's ``average_precision_score``)."""
+    activation = ActivationType.Sigmoid if sigmoid else ActivationType.No
+    return skm_to_fastai(average_precision_score, activation=activation, flatten=False, average=average,
+                         pos_label=pos_label, sample_weight=sample_weight)
+
+
+def RocAucMulti(sigmoid: bool = True, average: str | None = "macro", sample_weight: Any = None,
+                max_fpr: float | None = None) -> AccumMetric:
+    """ROC AUC for multi-label problems, one per label averaged (fastai's; scikit-learn's ``roc_auc_score``)."""
+    activation = ActivationType.Sigmoid if sigmoid else ActivationType.No
+    return skm_to_fastai(roc_auc_score, activation=activation, flatten=False, average=average,
+                         sample_weight=sample_weight, max_fpr=max_fpr)
+
+
+# -- metrics read from the loss (fastai's AvgLoss, Perplexity, LossMetric)
+
+class AvgLoss(AvgMetric):
+    """The loss averaged over the set, weighted by batch size (fastai's)."""
 
     def __init__(self) -> None:
         self.reset()
 
     @property
     def name(self) -> str:
-        """scikit-learn's function name."""
-        return "r2_score"
+        """fastai's column name."""
+        return "loss"
 
-    def reset(self) -> None:
-        """Drop the stored batches."""
-        self.preds: list[torch.Tensor] = []
-        self.targs: list[torch.Tensor] = []
+    def accumulate(self, learn: Any) -> None:
+        """Add ``learn.loss`` times the batch size."""
+        self._add(learn.loss.mean(), _bs(learn.yb[0]))
 
-    def update(self, pred: torch.Tensor, targ: torch.Tensor) -> None:
-        """Store this batch as ``(items, outputs)``."""
-        _flatten_check(pred, targ, self.name)
-        targ = targ.detach().reshape(targ.shape[0], -1) if targ.ndim > 1 else targ.detach().reshape(-1, 1)
-        self.preds.append(pred.detach().reshape(targ.shape))
-        self.targs.append(targ)
+
+class Perplexity(AvgLoss):
+    """Perplexity of a language model: ``exp`` of the mean cross-entropy loss over the set (fastai's)."""
+
+    @property
+    def name(self) -> str:
+        """fastai's column name."""
+        return "perplexity"
 
     @property
     def value(self) -> float | None:
-        """Mean over outputs of each output's R2."""
-        if not self.preds:
-            return None
-        p, y = torch.cat(self.preds).double().cpu(), torch.cat(self.targs).double().cpu()
-        if y.shape[0] < 2:
-            return None
-        ss_res = ((y - p) ** 2).sum(0)
-        ss_tot = ((y - y.mean(0)) ** 2).sum(0)
-        r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp(min=1e-300),
-                         torch.where(ss_res == 0, torch.ones_like(ss_res), torch.zeros_like(ss_res)))
-        return float(r2.mean())
+        """``exp(mean loss)``."""
+        return float(torch.exp(torch.as_tensor(float(self.total) / self.count))) if self.count else None
+
+
+perplexity = Perplexity()
+
+
+class LossMetric(AvgMetric):
+    """The attribute ``attr`` of the loss function (e.g. one term of a combined loss) averaged over the set, named ``nm``."""
+
+    def __init__(self, attr: str, nm: str | None = None) -> None:
+        self.attr, self.nm = attr, nm
+        self.reset()
+
+    @property
+    def name(self) -> str:
+        """``nm``, else ``attr``."""
+        return self.attr if self.nm is None else self.nm
+
+    def accumulate(self, learn: Any) -> None:
+        """Add ``loss_func.<attr>`` (0 when missing) times the batch size."""
+        self._add(getattr(learn.loss_func, self.attr, 0), _bs(learn.yb[0]))
+
+
+def LossMetrics(attrs: str | Sequence[str], nms: str | Sequence[str] | None = None) -> list[LossMetric]:
+    """One ``LossMetric`` per attribute in ``attrs`` (a list or a comma-separated string), named by ``nms``."""
+    if isinstance(attrs, str):
+        attrs = attrs.split(",")
+    nms = attrs if nms is None else nms.split(",") if isinstance(nms, str) else nms
+    return [LossMetric(a.strip(), n.strip()) for a, n in zip(attrs, nms)]
 
 
 # -- segmentation
@@ -713,14 +868,31 @@ class DiceMulti(Metric):
         self.inter += torch.bincount(t[(p == t) & ok], minlength=c)[:c]
         self.union += torch.bincount(p, minlength=c)[:c] + torch.bincount(t[ok], minlength=c)[:c]
 
+    @staticmethod
+    def _score(inter: torch.Tensor, union: torch.Tensor) -> torch.Tensor:
+        return 2 * inter / union
+
     @property
     def value(self) -> float | None:
-        """Mean of ``2 * inter_c / union_c`` over classes with a non-empty union."""
+        """Mean of the per-class score (``2 * inter_c / union_c``) over classes with a non-empty union."""
         if self.inter is None:
             return None
         inter, union = self.inter.double().cpu(), self.union.double().cpu()
         seen = union > 0
-        return float((2 * inter[seen] / union[seen]).mean()) if seen.any() else None
+        return float(self._score(inter[seen], union[seen]).mean()) if seen.any() else None
+
+
+class JaccardCoeffMulti(DiceMulti):
+    """Mean over classes of each class's Jaccard index ``inter_c / (union_c - inter_c)`` (mIoU), fastai's."""
+
+    @property
+    def name(self) -> str:
+        """fastai's column name."""
+        return "jaccard_coeff_multi"
+
+    @staticmethod
+    def _score(inter: torch.Tensor, union: torch.Tensor) -> torch.Tensor:
+        return inter / (union - inter)
 
 
 def _foreground_metric(f: Callable) -> Metric:
@@ -734,3 +906,4 @@ _EXACT: dict[Callable, Callable[[Callable], Metric]] = {
     exp_rmspe: AccumMetric,
     foreground_acc: _foreground_metric,
 }
+

@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["Adam", "SGD", "RAdam", "Lookahead", "ranger", "momentum_key"]
+from .optim_fastai import Lamb, Larc, QHAdam, RMSProp, as_params, closure_loss
+
+__all__ = ["Adam", "SGD", "RAdam", "RMSProp", "QHAdam", "Larc", "Lamb", "Lookahead", "ranger", "momentum_key"]
 
 
 def _all_cuda_floats(params: list) -> bool:
@@ -27,8 +29,7 @@ def Adam(params: Iterable, lr: float = 1e-3, mom: float = 0.9, sqr_mom: float = 
     ``fused=None`` uses torch's fused kernel (one launch for all parameters) when every parameter is on CUDA.
     """
     cls = torch.optim.AdamW if decouple_wd else torch.optim.Adam
-    params = [dict(g, params=[g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"]))
-              if isinstance(g, dict) else g for g in params]
+    params = as_params(params, "Adam")
     if fused is None:
         fused = _all_cuda_floats(params) or None
     if fused:
@@ -36,15 +37,39 @@ def Adam(params: Iterable, lr: float = 1e-3, mom: float = 0.9, sqr_mom: float = 
     return cls(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd, **kwargs)
 
 
-def SGD(params: Iterable, lr: float = 1e-3, mom: float = 0.0, wd: float = 0.0, **kwargs: Any) -> torch.optim.Optimizer:
-    """Stochastic gradient descent with optional momentum and weight decay."""
-    return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd, **kwargs)
+class _SGDW(torch.optim.SGD):
+    """torch's SGD with decoupled weight decay: ``p *= 1 - lr*wd`` before each step (group ``weight_decay``)."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Decay the weights that have a gradient, then torch's SGD step without its L2 term."""
+        loss = closure_loss(closure)
+        saved = [g["weight_decay"] for g in self.param_groups]
+        try:
+            for g, wd in zip(self.param_groups, saved):
+                if wd != 0:
+                    ps = [p for p in g["params"] if p.grad is not None]
+                    if ps:
+                        torch._foreach_mul_(ps, 1 - g["lr"] * wd)
+                g["weight_decay"] = 0.0
+            super().step()
+        finally:
+            for g, wd in zip(self.param_groups, saved):
+                g["weight_decay"] = wd
+        return loss
+
+
+def SGD(params: Iterable, lr: float = 1e-3, mom: float = 0.0, wd: float = 0.0, decouple_wd: bool = True,
+        **kwargs: Any) -> torch.optim.Optimizer:
+    """Stochastic gradient descent with optional momentum; weight decay decoupled (fastai's default) or L2 (``decouple_wd=False``)."""
+    cls = _SGDW if decouple_wd else torch.optim.SGD
+    return cls(as_params(params, "SGD"), lr=lr, momentum=mom, weight_decay=wd, **kwargs)
 
 
 def RAdam(params: Iterable, lr: float = 1e-3, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
           wd: float = 0., decouple_wd: bool = True, **kwargs: Any) -> torch.optim.Optimizer:
     """Rectified Adam (``torch.optim.RAdam``) with fastai's defaults; ``decouple_wd`` gives AdamW-style decay."""
-    return torch.optim.RAdam(params, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd,
+    return torch.optim.RAdam(as_params(params, "RAdam"), lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd,
                              decoupled_weight_decay=decouple_wd, **kwargs)
 
 

@@ -75,9 +75,13 @@ def test_unseen_validation_label_is_a_clear_error():
 
 def test_given_vocab_keeps_order_and_allows_unseen():
     df = _df()
-    dls = _block(df, lambda: CategoryBlock(vocab=["dog", "cat", "bird"])).dataloaders(df, bs=5, num_workers=0)
+    dls = _block(df, lambda: CategoryBlock(vocab=["dog", "cat", "bird"], sort=False)).dataloaders(df, bs=5,
+                                                                                                   num_workers=0)
     assert dls.vocab == ["dog", "cat", "bird"] and dls.c == 3
     assert dls.valid.one_batch()[1].tolist() == [1, 0, 1, 0, 1]
+    # as fastai, a given vocab is sorted unless sort=False
+    dls = _block(df, lambda: CategoryBlock(vocab=["dog", "cat", "bird"])).dataloaders(df, bs=5, num_workers=0)
+    assert dls.vocab == ["bird", "cat", "dog"]
 
 
 def test_empty_source_and_empty_train_split_errors():

@@ -57,9 +57,12 @@ def test_get_files_no_recurse_and_folders(tree):
                                                                                      "train/dog/readme.txt"]
 
 
-def test_get_files_missing_folder_names_what_exists(tree):
-    with pytest.raises(FileNotFoundError, match=r"\['val'\].*'train', 'valid'.*'val' -> 'valid'"):
-        get_files(tree, folders=["train", "val"])
+def test_get_files_missing_folder_is_skipped_as_fastai_with_a_warning_naming_what_exists(tree):
+    with pytest.warns(UserWarning, match=r"\['val'\].*'train', 'valid'.*'val' -> 'valid'"):
+        got = get_files(tree, folders=["train", "val"])
+    assert got == get_files(tree, folders=["train"])
+    with pytest.warns(UserWarning):
+        assert get_files(tree, folders=["nope"]) == []  # fastai: an empty list
 
 
 def test_get_files_bad_path_errors(tmp_path):

@@ -6,6 +6,7 @@ from functools import partial
 import pytest
 import torch
 
+from learnkit.metric_funcs import r2_score
 from learnkit.metrics import (AccumMetric, AvgMetric, BalancedAccuracy, Dice, DiceMulti, F1Score, FBeta, JaccardCoeff,
                               MatthewsCorrCoef, Metric, Precision, R2Score, Recall, RocAuc, RocAucBinary, accuracy,
                               accuracy_multi, error_rate, exp_rmspe, foreground_acc, mae, mse, msle, rmse, to_metric,
@@ -325,12 +326,14 @@ def test_r2_score_multioutput_and_constant_target():
     g = torch.Generator().manual_seed(5)
     targs = torch.randn(32, 2, generator=g)
     preds = targs + torch.randn(32, 2, generator=g) * torch.tensor([0.3, 1.0])
-    refs = []
-    for c in range(2):
-        t, p = targs[:, c].tolist(), preds[:, c].tolist()
-        m = sum(t) / 32
-        refs.append(1 - sum((a - b) ** 2 for a, b in zip(p, t)) / sum((b - m) ** 2 for b in t))
-    assert run(R2Score(), preds, targs) == pytest.approx(sum(refs) / 2, rel=1e-6)
+    def r2(t, p):
+        m = sum(t) / len(t)
+        return 1 - sum((a - b) ** 2 for a, b in zip(p, t)) / sum((b - m) ** 2 for b in t)
+    # fastai's R2Score flattens multi-column targets: one score over every value
+    assert run(R2Score(), preds, targs) == pytest.approx(r2(targs.flatten().tolist(), preds.flatten().tolist()), rel=1e-6)
+    refs = [r2(targs[:, c].tolist(), preds[:, c].tolist()) for c in range(2)]  # per output, then averaged:
+    per_output = AccumMetric(r2_score, to_np=True, invert_arg=True, flatten=False)
+    assert run(per_output, preds, targs) == pytest.approx(sum(refs) / 2, rel=1e-6)
     const = torch.full((32,), 2.0)
     assert run(R2Score(), const.clone(), const) == 1.0
     assert run(R2Score(), const + 1, const) == 0.0

@@ -177,7 +177,7 @@ class Recorder(Callback):
                 self._vtotal = loss.detach().float() * bs + self._vtotal
             self._vcount += bs
             for m in learn.metrics:
-                m.update(learn.pred, *learn.yb)
+                m.accumulate(learn)  # Metric.accumulate -> update(pred, *yb) unless a fastai-style metric overrides it
 
     def after_cancel_validate(self) -> None:
         """A cancelled validation logs no validation values."""

@@ -6,9 +6,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .core import Callback, CancelBatchException, CancelFitException
+from .core import Callback, CancelBatchException, CancelFitException, CancelTrainException, CancelValidException
 
-__all__ = ["GradientAccumulation", "GradientClip", "TerminateOnNaNCallback", "BnFreeze"]
+__all__ = ["GradientAccumulation", "GradientClip", "TerminateOnNaNCallback", "BnFreeze", "ShortEpochCallback"]
 
 
 def _batch_size(learn: Any) -> int:
@@ -142,3 +142,23 @@ class BnFreeze(Callback):
                 self._kept.add(id(m))
             if frozen or id(m) in self._kept:
                 m.eval()
+
+
+class ShortEpochCallback(Callback):
+    """Run only the first ``pct`` of each epoch's batches (and of validation when ``short_valid``), for quick checks (fastai's)."""
+
+    def __init__(self, pct: float = 0.01, short_valid: bool = True) -> None:
+        if not 0 < pct <= 1:
+            raise ValueError(f"ShortEpochCallback(pct={pct!r}): pct is the fraction of each epoch to run, in (0, 1].")
+        self.pct, self.short_valid = pct, short_valid
+
+    def after_batch(self) -> None:
+        """Cancel the rest of the phase once ``pct`` of its batches are done."""
+        learn = self.learn
+        n = learn.n_iter
+        if not n or learn.iter / n < self.pct:
+            return
+        if learn.training:
+            raise CancelTrainException()
+        if self.short_valid:
+            raise CancelValidException()

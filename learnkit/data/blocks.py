@@ -8,17 +8,21 @@ split only.
 """
 from __future__ import annotations
 
+import warnings
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..utils import one_hot
 from .transforms import ToTensor, Transform
 
 __all__ = [
     "TransformBlock", "CategoryBlock", "MultiCategoryBlock", "RegressionBlock",
     "Categorize", "MultiCategorize", "RegressionSetup", "resolve_block",
+    "CategoryMap", "OneHotEncode", "EncodedMultiCategorize",
 ]
 
 
@@ -81,81 +85,241 @@ def _sorted_unique(values: Iterable) -> list:
         return sorted(uniq, key=str)
 
 
-class Categorize:
-    """Maps labels to class indices with a vocabulary learned from the training labels."""
+NA = "#na#"
 
-    def __init__(self, vocab: Sequence | None = None, sort: bool = True) -> None:
-        self.vocab = list(vocab) if vocab is not None else None
-        self.sort = sort
-        self._o2i = {v: i for i, v in enumerate(self.vocab)} if self.vocab is not None else None
+
+def _present(o: Any) -> bool:
+    """False for missing values (NaN, None, pd.NA): ``o == o`` is pandas' test for non-NaN."""
+    try:
+        return o is not None and bool(o == o)
+    except (TypeError, ValueError):
+        return False
+
+
+class CategoryMap(list):
+    """A vocabulary (fastai's): the unique non-missing values of ``col``, sorted when ``sort``, ``'#na#'`` first when ``add_na``.
+
+    It is a list (equal to a list or tuple of the same values) with ``o2i`` mapping each value to its id; with
+    ``add_na`` unknown values map to 0 (``'#na#'``). A pandas categorical keeps its categories' order (only those
+    present with ``strict``).
+    """
+
+    def __init__(self, col: Iterable = (), sort: bool = True, add_na: bool = False, strict: bool = False) -> None:
+        cat = getattr(col, "cat", None) if hasattr(col, "dtype") and str(col.dtype) == "category" else None
+        if cat is not None:
+            items = [_plain(o) for o in cat.categories]
+            if strict:
+                present = {_plain(o) for o in col.unique() if _present(o)}
+                items = [o for o in items if o in present]
+        else:
+            items = list(dict.fromkeys(_plain(o) for o in col if _present(o)))
+            if sort:
+                items = _sorted_unique(items)
+        super().__init__([NA] + items if add_na else items)
+        self.add_na = add_na
+        self.o2i: dict = (defaultdict(int) if add_na else {})
+        self.o2i.update({v: i for i, v in enumerate(self)})
+
+    @property
+    def items(self) -> list:
+        """The values, as a plain list (fastai's ``vocab.items``)."""
+        return list(self)
+
+    def map_objs(self, objs: Iterable, name: str = "Value") -> list[int]:
+        """Values -> ids (unknown values are an error naming them, or 0 with ``add_na``)."""
+        out = []
+        for o in objs:
+            o = _plain(o)
+            if o not in self.o2i and not self.add_na:
+                shown = list(self[:8]) + (["..."] if len(self) > 8 else [])
+                raise KeyError(f"{name} {o!r} is not in the vocabulary ({len(self)} values: {shown}).")
+            out.append(self.o2i[o])
+        return out
+
+    def map_ids(self, ids: Iterable) -> list:
+        """Ids -> values."""
+        return [self[int(i)] for i in ids]
+
+    def __eq__(self, other: object) -> bool:
+        try:
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))  # type: ignore[arg-type]
+        except TypeError:
+            return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Categorize:
+    """Reversible label <-> class index (fastai's): ``cat('dog') -> 1``, ``cat.decode(1) -> 'dog'``.
+
+    The vocabulary (a ``CategoryMap``) is given or learned from the training labels by ``setup``; a given
+    vocab is sorted too unless ``sort=False``, as fastai does. With ``add_na`` the vocab starts with
+    ``'#na#'`` and unknown labels map to it; otherwise an unknown label is an error naming it.
+    """
+
+    order = 1
+
+    def __init__(self, vocab: Sequence | None = None, sort: bool = True, add_na: bool = False) -> None:
+        self.sort, self.add_na = sort, add_na
+        self.vocab: CategoryMap | None = None
+        if vocab is not None:
+            self._set_vocab(vocab if isinstance(vocab, CategoryMap) else CategoryMap(vocab, sort=sort, add_na=add_na))
+
+    def _set_vocab(self, vocab: CategoryMap) -> None:
+        self.vocab, self._o2i = vocab, vocab.o2i
+
+    @property
+    def c(self) -> int | None:
+        """Number of classes."""
+        return None if self.vocab is None else len(self.vocab)
 
     @property
     def o2i(self) -> dict:
         """Label -> index."""
-        if self._o2i is None:
-            raise RuntimeError("Categorize has no vocab yet: it is learned from the training labels by setup().")
-        return self._o2i
+        if self.vocab is None:
+            raise RuntimeError(f"{type(self).__name__} has no vocab yet: it is learned from the training labels by "
+                               f"setup().")
+        return self.vocab.o2i
 
     def setup(self, train_labels: Iterable) -> None:
-        """Learn the vocabulary from the training labels (kept as given when a vocab was passed)."""
+        """Learn the vocabulary from the training labels (kept when a vocab was given)."""
         if self.vocab is None:
-            labels = [_plain(v) for v in train_labels]
-            self.vocab = _sorted_unique(labels) if self.sort else list(dict.fromkeys(labels))
-            self._o2i = {v: i for i, v in enumerate(self.vocab)}
+            self._set_vocab(CategoryMap([_plain(v) for v in train_labels], sort=self.sort, add_na=self.add_na))
+
+    def setups(self, dsets: Iterable | None) -> None:
+        """fastai's name for ``setup``."""
+        if dsets is not None:
+            self.setup(dsets)
 
     def __call__(self, label: Any) -> int:
         """Label -> class index, with an error that names the label when it is not in the vocab."""
         label = _plain(label)
-        try:
-            return self.o2i[label]
-        except KeyError:
-            shown = self.vocab[:10] + (["..."] if len(self.vocab) > 10 else [])
-            raise KeyError(
-                f"Label {label!r} is not in the vocabulary learned from the training set ({len(self.vocab)} classes: "
-                f"{shown}). A validation label never seen in training can't be predicted: move some of its items "
-                f"into the training split, or pass CategoryBlock(vocab=[...]) listing every class.") from None
+        o2i = self.o2i
+        if label in o2i or self.add_na:
+            return o2i[label]
+        shown = list(self.vocab[:10]) + (["..."] if len(self.vocab) > 10 else [])
+        raise KeyError(
+            f"Label {label!r} is not in the vocabulary learned from the training set ({len(self.vocab)} classes: "
+            f"{shown}). A validation label never seen in training can't be predicted: move some of its items "
+            f"into the training split, or pass CategoryBlock(vocab=[...]) listing every class.")
+
+    def encodes(self, label: Any) -> int:
+        """fastai's name for ``__call__``."""
+        return self(label)
 
     def decode(self, idx: Any) -> Any:
         """Class index -> label."""
         return self.vocab[int(idx)]
 
+    def decodes(self, idx: Any) -> Any:
+        """fastai's name for ``decode``."""
+        return self.decode(idx)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab={None if self.vocab is None else list(self.vocab)!r})"
+
 
 class MultiCategorize(Categorize):
-    """Maps a list of labels to a multi-hot float vector (or checks an already encoded one)."""
+    """Reversible list of labels <-> tensor of class indices (fastai's): ``cat(['a', 'c']) -> tensor([0, 2])``.
 
-    def __init__(self, vocab: Sequence | None = None, encoded: bool = False) -> None:
-        super().__init__(vocab)
-        self.encoded = encoded
-        if encoded and vocab is None:
-            raise ValueError("MultiCategoryBlock(encoded=True) needs vocab=[...]: the names of the one-hot columns.")
+    A given vocab keeps its order; a learned one is sorted. ``OneHotEncode`` turns the indices into a
+    multi-hot vector (``MultiCategoryBlock`` does both in one step).
+    """
+
+    def __init__(self, vocab: Sequence | None = None, add_na: bool = False) -> None:
+        super().__init__(vocab=vocab, sort=vocab is None, add_na=add_na)
 
     def setup(self, train_labels: Iterable) -> None:
         """Learn the vocabulary from every label of every training item."""
         if self.vocab is None:
-            self.vocab = _sorted_unique(_plain(l) for labels in train_labels for l in labels)
-            self._o2i = {v: i for i, v in enumerate(self.vocab)}
+            self._set_vocab(CategoryMap([_plain(l) for labels in train_labels for l in labels], add_na=self.add_na))
+
+    def _indices(self, labels: Iterable) -> list[int]:
+        return [Categorize.__call__(self, l) for l in labels]
+
+    def __call__(self, labels: Any) -> torch.Tensor:
+        """List of labels -> int64 tensor of their indices."""
+        return torch.tensor(self._indices(labels), dtype=torch.long)
+
+    def decode(self, idxs: Any) -> list:
+        """Indices -> list of labels."""
+        return [self.vocab[int(i)] for i in idxs]
+
+
+class _MultiHotCategorize(MultiCategorize):
+    """``MultiCategorize`` then ``OneHotEncode`` in one step: list of labels <-> multi-hot float32 vector (MultiCategoryBlock's)."""
 
     def __call__(self, labels: Any) -> np.ndarray:
         """List of labels -> multi-hot float32 vector of length ``len(vocab)``."""
-        if self.encoded:
-            arr = np.asarray(labels, dtype=np.float32)
-            if arr.shape != (len(self.vocab),):
-                raise ValueError(f"Encoded multi-label target has shape {arr.shape}; expected ({len(self.vocab)},) "
-                                 f"to match vocab {self.vocab}.")
-            return arr
+        idxs = self._indices(labels)
         out = np.zeros(len(self.vocab), dtype=np.float32)
-        for l in labels:
-            out[Categorize.__call__(self, l)] = 1.0
+        out[idxs] = 1.0
         return out
 
     def decode(self, vec: Any) -> list:
-        """Multi-hot (or boolean) vector -> list of labels."""
-        vec = torch.as_tensor(vec)
-        return [self.vocab[i] for i in torch.nonzero(vec > 0.5).flatten().tolist()]
+        """Multi-hot (or boolean, or probabilities) vector -> list of labels above 0.5."""
+        return [self.vocab[i] for i in torch.nonzero(torch.as_tensor(vec) > 0.5).flatten().tolist()]
+
+
+class OneHotEncode:
+    """Class indices -> multi-hot float vector of length ``c`` (fastai's); ``decode`` gives back the indices."""
+
+    order = 2
+
+    def __init__(self, c: int | None = None) -> None:
+        self.c = c
+
+    def setups(self, dsets: Any) -> None:
+        """Take ``c`` from ``dsets.vocab`` (or a ``Categorize``) when it was not given."""
+        if self.c is None:
+            vocab = getattr(dsets, "vocab", None)
+            self.c = len(vocab) if vocab is not None else None
+        if not self.c:
+            warnings.warn("OneHotEncode couldn't infer the number of classes: pass c= at init.", stacklevel=2)
+
+    def __call__(self, idxs: Any) -> torch.Tensor:
+        """Indices -> multi-hot float32 tensor."""
+        if self.c is None:
+            raise ValueError("OneHotEncode has no number of classes: pass c= (e.g. OneHotEncode(c=len(vocab))).")
+        return one_hot(idxs, self.c)
+
+    def decode(self, vec: Any) -> list[int]:
+        """Multi-hot vector -> indices of its ones."""
+        return [i for i, v in enumerate(torch.as_tensor(vec).tolist()) if v == 1]
+
+    encodes, decodes = __call__, decode
+
+
+class EncodedMultiCategorize(Categorize):
+    """Multi-label targets already one-hot encoded, decoded with ``vocab`` (fastai's): a 0/1 row <-> list of labels."""
+
+    def __init__(self, vocab: Sequence) -> None:
+        if vocab is None:
+            raise ValueError("EncodedMultiCategorize (MultiCategoryBlock(encoded=True)) needs vocab=[...]: the names "
+                             "of the one-hot columns.")
+        super().__init__(vocab, sort=False)
+
+    def __call__(self, row: Any) -> np.ndarray:
+        """One-hot row -> float32 vector, with an error when its length is not ``len(vocab)``."""
+        arr = np.asarray(row, dtype=np.float32)
+        if arr.shape != (len(self.vocab),):
+            raise ValueError(f"Encoded multi-label target has shape {arr.shape}; expected ({len(self.vocab)},) "
+                             f"to match vocab {list(self.vocab)}.")
+        return arr
+
+    def decode(self, vec: Any) -> list:
+        """0/1 (or boolean, or probability) vector -> list of the labels above 0.5."""
+        return [self.vocab[i] for i in torch.nonzero(torch.as_tensor(vec) > 0.5).flatten().tolist()]
 
 
 class RegressionSetup:
-    """Turns numbers (or sequences of numbers) into float32 arrays."""
+    """Turns numbers (or sequences of numbers) into float32 arrays; ``c`` is the number of outputs (fastai's)."""
+
+    def __init__(self, c: int | None = None) -> None:
+        self.c = c
 
     def __call__(self, y: Any) -> np.ndarray:
         """Number(s) -> float32 array."""
@@ -164,21 +328,39 @@ class RegressionSetup:
         except (TypeError, ValueError):
             raise ValueError(f"Regression target {y!r} is not a number: check get_y / the target column.") from None
 
+    encodes = __call__
+
+    def setups(self, dsets: Sequence) -> None:
+        """Set ``c`` from the first target (its length, or 1 for a number) when it was not given."""
+        if self.c is not None:
+            return
+        try:
+            first = next(iter(dsets))
+            self.c = len(first) if hasattr(first, "__len__") else 1
+        except (StopIteration, TypeError):
+            self.c = 0
+
+    def decodes(self, o: Any) -> Any:
+        """A float for one output, a tuple of floats for several."""
+        t = torch.as_tensor(o)
+        return float(t) if t.ndim == 0 else tuple(float(v) for v in t.reshape(-1))
+
 
 def _plain(v: Any) -> Any:
     """numpy scalars -> Python scalars, so vocabularies are JSON-safe and compare equal."""
     return v.item() if isinstance(v, np.generic) else v
 
 
-def CategoryBlock(vocab: Sequence | None = None, sort: bool = True) -> TransformBlock:
+def CategoryBlock(vocab: Sequence | None = None, sort: bool = True, add_na: bool = False) -> TransformBlock:
     """Single-label classification target: labels -> class index; loss CrossEntropyLossFlat."""
-    return TransformBlock("category", type_tfms=[Categorize(vocab, sort=sort)], item_tfms=[ToTensor()],
+    return TransformBlock("category", type_tfms=[Categorize(vocab, sort=sort, add_na=add_na)], item_tfms=[ToTensor()],
                           name="CategoryBlock")
 
 
-def MultiCategoryBlock(encoded: bool = False, vocab: Sequence | None = None) -> TransformBlock:
+def MultiCategoryBlock(encoded: bool = False, vocab: Sequence | None = None, add_na: bool = False) -> TransformBlock:
     """Multi-label target: list of labels (or a one-hot row when ``encoded``) -> multi-hot float vector."""
-    return TransformBlock("multicategory", type_tfms=[MultiCategorize(vocab, encoded=encoded)],
+    tfm = EncodedMultiCategorize(vocab) if encoded else _MultiHotCategorize(vocab, add_na=add_na)
+    return TransformBlock("multicategory", type_tfms=[tfm],
                           item_tfms=[ToTensor()], name="MultiCategoryBlock", config={"encoded": encoded})
 
 

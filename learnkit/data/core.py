@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import Dataset, default_collate
 
 from ..utils import Path, default_device, to_device
-from .blocks import TransformBlock
+from .blocks import EncodedMultiCategorize, MultiCategorize, TransformBlock
 from .preload import check_preloadable, collect, n_batches, preload_order, preloaded_batches
 from .transforms import TRAIN, VALID, Transform, apply_transforms, decode_transforms, sort_by_order
 
@@ -103,9 +103,9 @@ class Datasets:
                         self._check_valid_labels(before, f, o2i, k)
 
     def _check_valid_labels(self, before: list, enc: Any, o2i: dict, k: int = 1) -> None:
-        multi = type(enc).__name__ == "MultiCategorize"
-        if multi and getattr(enc, "encoded", False):
-            return
+        multi = isinstance(enc, MultiCategorize)
+        if isinstance(enc, EncodedMultiCategorize) or getattr(enc, "encoded", False) or getattr(enc, "add_na", False):
+            return  # one-hot rows; or unknown labels map to '#na#'
         unseen: dict = {}
         for i in self.splits[k]:
             lab = _apply_pipeline(before, self._item(i))

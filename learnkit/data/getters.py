@@ -11,6 +11,7 @@ import mimetypes
 import os
 import posixpath
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..utils import Path
 
 __all__ = [
     "get_files", "image_extensions", "get_image_files", "get_text_files", "FileGetter", "ImageGetter",
-    "parent_label", "RegexLabeller", "ColReader", "using_attr",
+    "parent_label", "RegexLabeller", "ColReader", "using_attr", "ItemGetter", "AttrGetter",
 ]
 
 # fastai takes these from mimetypes; the fixed extras keep the set the same on machines whose mime tables
@@ -89,7 +90,7 @@ def get_files(path: str | os.PathLike, extensions: str | Iterable[str] | None = 
 
     Hidden files and folders (names starting with '.') are skipped. ``folders`` lists subfolders of
     ``path`` to look in (``'.'`` adds the files directly in ``path``); a folder that doesn't exist is
-    an error naming the folders that do. An empty result is an empty list.
+    skipped as fastai does, with a warning naming the folders that do. An empty result is an empty list.
     """
     path = Path(path)
     _check_folder(path)
@@ -102,14 +103,14 @@ def get_files(path: str | os.PathLike, extensions: str | Iterable[str] | None = 
         loose = "." in names
         names = [f for f in names if f != "."]
         missing = [f for f in names if not (path / f).is_dir()]
-        if missing:
+        if missing:  # fastai skips them (an empty list when none exists); learnkit also warns, naming them
             present = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
             hints = [f"{m!r} -> {close[0]!r}" for m in missing
                      if (close := difflib.get_close_matches(m, present, n=1, cutoff=0.5))]
             hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
-            raise FileNotFoundError(f"get_files: folder(s) {missing} not found in {str(path)!r}; its subfolders are "
-                                    f"{present}.{hint} Pass folders= (or train=/valid=) with the names on disk.")
-        tops = [str(path / f) for f in names]
+            warnings.warn(f"get_files: folder(s) {missing} not found in {str(path)!r} (skipped); its subfolders are "
+                          f"{present}.{hint}", stacklevel=2)
+        tops = [str(path / f) for f in names if f not in missing]
     res: list[str] = _list_dir(str(path), match) if loose else []
     for top in tops:
         res.extend(_walk(top, match, followlinks) if recurse else _list_dir(top, match))
@@ -283,3 +284,31 @@ class using_attr:  # noqa: N801 - fastai's name, used like a function
 
     def __repr__(self) -> str:
         return f"using_attr({self.f!r}, {self.attr!r})"
+
+
+class ItemGetter:
+    """``x[i]`` as a picklable transform, applied to the whole item even when it is a tuple (fastai's)."""
+
+    def __init__(self, i: Any) -> None:
+        self.i = i
+
+    def __call__(self, x: Any) -> Any:
+        """``x[i]``."""
+        return x[self.i]
+
+    def __repr__(self) -> str:
+        return f"ItemGetter({self.i!r})"
+
+
+class AttrGetter:
+    """``getattr(x, nm, default)`` as a picklable transform, applied to the whole item (fastai's)."""
+
+    def __init__(self, nm: str, default: Any = None) -> None:
+        self.nm, self.default = nm, default
+
+    def __call__(self, x: Any) -> Any:
+        """``x.<nm>``, or ``default`` when it has none."""
+        return getattr(x, self.nm, self.default)
+
+    def __repr__(self) -> str:
+        return f"AttrGetter({self.nm!r}, default={self.default!r})"

@@ -20,7 +20,7 @@ from ..utils import Path
 
 __all__ = [
     "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "GrandparentSplitter", "FuncSplitter",
-    "MaskSplitter", "FileSplitter", "ColSplitter", "EndSplitter", "TrainValidTestSplitter",
+    "MaskSplitter", "FileSplitter", "ColSplitter", "EndSplitter", "TrainValidTestSplitter", "RandomSubsetSplitter",
 ]
 
 Splits = tuple[list[int], list[int]]
@@ -404,3 +404,31 @@ class EndSplitter:
 
     def __repr__(self) -> str:
         return f"EndSplitter(valid_pct={self.valid_pct}, valid_last={self.valid_last})"
+
+
+class RandomSubsetSplitter:
+    """A random ``train_sz`` fraction of the items for training and the next ``valid_sz`` for validation (fastai's).
+
+    Fractions in (0, 1) summing to at most 1; the rest of the items is left out. ``seed`` makes it
+    repeatable (same split as fastai's with that seed, without touching torch's global generator).
+    """
+
+    def __init__(self, train_sz: float, valid_sz: float, seed: int | None = None) -> None:
+        for name, v in (("train_sz", train_sz), ("valid_sz", valid_sz)):
+            if not 0 < v < 1:
+                raise ValueError(f"RandomSubsetSplitter: {name}={v!r} must be a fraction in (0, 1).")
+        if train_sz + valid_sz > 1:
+            raise ValueError(f"RandomSubsetSplitter: train_sz + valid_sz = {train_sz + valid_sz} is more than 1 "
+                             f"(all the items).")
+        self.train_sz, self.valid_sz, self.seed = train_sz, valid_sz, seed
+
+    def __call__(self, items: Sequence) -> Splits:
+        """Split positions ``0..len(items)-1``."""
+        n = len(items)
+        gen = torch.Generator().manual_seed(int(self.seed)) if self.seed is not None else None
+        idxs = torch.randperm(n, generator=gen).tolist()
+        n_train, n_valid = int(n * self.train_sz), int(n * self.valid_sz)
+        return idxs[:n_train], idxs[n_train:n_train + n_valid]
+
+    def __repr__(self) -> str:
+        return f"RandomSubsetSplitter(train_sz={self.train_sz}, valid_sz={self.valid_sz}, seed={self.seed})"
