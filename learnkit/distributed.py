@@ -34,6 +34,7 @@ from torch.utils.data import Sampler
 
 from .callback.core import Callback
 from .callback.progress import ProgressCallback
+from .data.core import DataLoader
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -123,6 +124,10 @@ class ShardSampler(Sampler[int]):
 
 def _shard(dl: Any, training: bool, rank: int, world: int, seed: int) -> Any:
     """A copy of learnkit loader ``dl`` reading only this rank's share (``dl.sampler`` is its ``ShardSampler``)."""
+    if not isinstance(dl, DataLoader):
+        raise TypeError(f"Data-parallel training splits learnkit DataLoaders (DataBlock, from_dsets, wrapped torch "
+                        f"loaders) across ranks; a {type(dl).__name__} can't be split yet: train it on one process "
+                        f"(run the script with python, not torchrun).")
     sampler = ShardSampler(len(dl.dataset), rank, world, shuffle=training and dl.shuffle, seed=seed, even=training)
     new = dl.new(shuffle=False, drop_last=dl.drop_last if training else False, sampler=sampler)
     new.sampler = sampler

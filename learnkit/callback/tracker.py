@@ -144,9 +144,10 @@ class SaveModelCallback(TrackerCallback):
         self._saved_this_fit = True
 
     def before_fit(self) -> None:
-        """Reset the tracker; nothing saved yet in this fit."""
+        """Reset the tracker; nothing saved yet in this fit (and no epoch start noted: a failed fit may have left one)."""
         super().before_fit()
         self._saved_this_fit = False
+        self.learn.__dict__.pop("_resume_mark", None)
 
     def before_train(self) -> None:
         """Note the epoch's start, so a checkpoint inside it can be resumed exactly."""
