@@ -162,6 +162,8 @@ class ResumeCallback(Callback):
 
 def resume_callbacks(learn: "Learner", resume: str | None, start_epoch: int, n_epoch: int) -> tuple[list, int]:
     """For ``fit``: load checkpoint ``resume`` (model, optimizer) and return ``([ResumeCallback], its epoch)``."""
+    if not 0 <= start_epoch <= n_epoch:
+        raise ValueError(f"start_epoch={start_epoch} is outside the fit's epochs 0..{n_epoch}: pass a value in that range.")
     if resume is None:
         return [], start_epoch
     path = learn._model_file(resume)

@@ -106,6 +106,8 @@ def test_resume_errors_name_the_fix(tmp_path):
         learn.fit_one_cycle(2, cbs=SaveModelCallback(every_n_batches=5, with_opt=True, fname="ck"))
     with pytest.raises(ValueError, match="n_epoch=2"):
         learn.fit_one_cycle(3, resume="ck")
+    with pytest.raises(ValueError, match="start_epoch=5"):
+        learn.fit_one_cycle(3, start_epoch=5)
 
 
 @pytest.mark.slow
