@@ -32,6 +32,7 @@ from learnkit.losses import (CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELos
 from learnkit.metrics import (Metric, AvgMetric, AccumMetric, accuracy, error_rate, top_k_accuracy, accuracy_multi, FBeta, F1Score, Precision, Recall, BalancedAccuracy, MatthewsCorrCoef, RocAuc, RocAucBinary, mse, rmse, mae, msle, exp_rmspe, R2Score, foreground_acc, Dice, DiceMulti, JaccardCoeff)  # noqa: F401
 from learnkit.optimizer import (Adam, SGD, RAdam, Lookahead, ranger)  # noqa: F401
 from learnkit.learner import (Learner, trainable_params)  # noqa: F401
+from learnkit.distributed import (rank_distrib, num_distrib, distrib_barrier)  # noqa: F401
 from learnkit.export import (load_learner)  # noqa: F401
 from learnkit.interpret import (Interpretation, ClassificationInterpretation, SegmentationInterpretation)  # noqa: F401
 from learnkit.samples import (sample_path, SAMPLES)  # noqa: F401
@@ -62,6 +63,7 @@ __all__ = [
     "mae", "msle", "exp_rmspe", "R2Score", "foreground_acc", "Dice", "DiceMulti", "JaccardCoeff", "Adam",
     "SGD", "RAdam", "Lookahead", "ranger", "Learner", "trainable_params", "load_learner", "sample_path",
     "MixHandler", "MixUp", "CutMix", "ProgressiveResize",
+    "rank_distrib", "num_distrib", "distrib_barrier",
     "SAMPLES", "URLs", "untar_data", "download_url",
     "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
     "TrainValidTestSplitter", "WeightedDL", "class_weights", "label_counts", "Hook", "Hooks", "hook_output",

@@ -27,6 +27,8 @@ from .callback.core import (EVENTS, Callback, CancelBackwardException, CancelBat
 from .callback.precision import to_bf16, to_channels_last, to_fp16, to_fp32
 from .callback.progress import ProgressCallback, TableWriter
 from .callback.recorder import Recorder
+from .distributed import auto_distrib, distrib_barrier, distrib_ctx, rank_distrib
+from .resume import resume_callbacks, training_state
 from .callback.schedule import (fine_tune, fit_flat_cos, fit_one_cycle, fit_sgdr, lr_find, lr_range, set_hyper,
                                 valley)
 from .losses import loss_for_kind
@@ -269,21 +271,28 @@ class Learner:
     # -- the training loop
 
     def fit(self, n_epoch: int, lr: float | slice | None = None, wd: float | None = None, cbs: Any = None,
-            reset_opt: bool = False) -> None:
-        """Train for ``n_epoch`` epochs at a constant ``lr`` (default ``self.lr``; a slice gives discriminative lrs)."""
-        with self.added_cbs(cbs):
+            reset_opt: bool = False, start_epoch: int = 0, resume: str | os.PathLike | None = None) -> None:
+        """Train for ``n_epoch`` epochs at a constant ``lr`` (default ``self.lr``; a slice gives discriminative lrs).
+
+        ``start_epoch``: skip the first epochs (the schedule starts where they end); ``resume``: continue exactly
+        from a checkpoint ``SaveModelCallback(every_n_batches=..., with_opt=True)`` wrote (see ``learnkit.resume``).
+        """
+        with self.added_cbs(cbs), auto_distrib(self):
             if reset_opt or self.opt is None:
                 self.create_opt()
+            resumer, start_epoch = resume_callbacks(self, resume, start_epoch, n_epoch)
             self._set_hypers(lr=self.lr if lr is None else lr, wd=self.wd if wd is None else wd)
-            self.n_epoch = n_epoch
+            self.n_epoch, self.start_epoch = n_epoch, start_epoch
+            self.add_cbs(resumer)
             try:
                 self._with_events(self._do_fit, "fit", CancelFitException)
             finally:
+                self.remove_cbs(resumer)
                 self.dl, self.xb, self.yb, self.pred, self.loss, self.loss_grad = None, (), (), None, None, None
 
     def _do_fit(self) -> None:
         self.train_iter, self.pct_train = 0, 0.0
-        for self.epoch in range(self.n_epoch):
+        for self.epoch in range(self.__dict__.get("start_epoch", 0), self.n_epoch):
             self._with_events(self._do_epoch, "epoch", CancelEpochException)
 
     def _do_epoch(self) -> None:
@@ -397,22 +406,25 @@ class Learner:
 
     def fit_one_cycle(self, n_epoch: int, lr_max: float | slice | None = None, div: float = 25.,
                       div_final: float = 1e5, pct_start: float = 0.25, wd: float | None = None,
-                      moms: tuple | None = None, cbs: Any = None, reset_opt: bool = False) -> None:
+                      moms: tuple | None = None, cbs: Any = None, reset_opt: bool = False, start_epoch: int = 0,
+                      resume: str | os.PathLike | None = None) -> None:
         """1cycle policy: lr from lr_max/div up to lr_max, then down to lr_max/div_final; momentum inverse."""
         fit_one_cycle(self, n_epoch, lr_max=lr_max, div=div, div_final=div_final, pct_start=pct_start, wd=wd,
-                      moms=moms, cbs=cbs, reset_opt=reset_opt)
+                      moms=moms, cbs=cbs, reset_opt=reset_opt, start_epoch=start_epoch, resume=resume)
 
     def fit_flat_cos(self, n_epoch: int, lr: float | slice | None = None, div_final: float = 1e5,
                      pct_start: float = 0.75, wd: float | None = None, cbs: Any = None,
-                     reset_opt: bool = False) -> None:
+                     reset_opt: bool = False, start_epoch: int = 0, resume: str | os.PathLike | None = None) -> None:
         """Train at a flat lr, then cosine-anneal it over the last ``1 - pct_start`` of training."""
         fit_flat_cos(self, n_epoch, lr=lr, div_final=div_final, pct_start=pct_start, wd=wd, cbs=cbs,
-                     reset_opt=reset_opt)
+                     reset_opt=reset_opt, start_epoch=start_epoch, resume=resume)
 
     def fit_sgdr(self, n_cycles: int, cycle_len: int, lr_max: float | slice | None = None, cycle_mult: int = 2,
-                 cbs: Any = None, reset_opt: bool = False, wd: float | None = None) -> None:
+                 cbs: Any = None, reset_opt: bool = False, wd: float | None = None, start_epoch: int = 0,
+                 resume: str | os.PathLike | None = None) -> None:
         """SGD with warm restarts: cosine cycles from lr_max to 0, each ``cycle_mult`` times longer."""
-        fit_sgdr(self, n_cycles, cycle_len, lr_max=lr_max, cycle_mult=cycle_mult, cbs=cbs, reset_opt=reset_opt, wd=wd)
+        fit_sgdr(self, n_cycles, cycle_len, lr_max=lr_max, cycle_mult=cycle_mult, cbs=cbs, reset_opt=reset_opt, wd=wd,
+                 start_epoch=start_epoch, resume=resume)
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
                   pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
@@ -555,12 +567,18 @@ class Learner:
         return Path(self.path) / self.model_dir / name
 
     def save(self, file: str | os.PathLike, with_opt: bool = True) -> Path:
-        """Write the model's (and optimizer's) state to ``path/model_dir/file.pth`` atomically; returns the file."""
+        """Write the model's (and optimizer's) state to ``path/model_dir/file.pth`` atomically; returns the file.
+
+        During a fit, ``with_opt`` also keeps what resuming it exactly needs (``learnkit.resume``). Rank 0 only.
+        """
         path = self._model_file(file)
+        if rank_distrib():
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model.state_dict()}
         if with_opt and self.opt is not None:
             state["opt"] = self.opt.state_dict()
+            state.update(training_state(self))
         with atomic_write(path, "wb") as f:
             torch.save(state, f)
         return path
@@ -569,6 +587,7 @@ class Learner:
              strict: bool = True) -> "Learner":
         """Load what ``save`` wrote (or a plain state_dict) from ``path/model_dir/file.pth``; returns the learner."""
         path = self._model_file(file)
+        distrib_barrier()  # rank 0 may still be writing it
         if not path.exists():
             raise FileNotFoundError(f"No saved model at {path}: learn.save({str(file)!r}) writes there "
                                     f"(learn.path={str(self.path)!r}, model_dir={str(self.model_dir)!r}).")
@@ -603,12 +622,18 @@ class Learner:
         if format != "learnkit":
             raise ValueError(f"export(format={format!r}): use 'learnkit' (the default) or 'onnx'.")
         from .export import export_learner  # export sits above the learner in the layering
+        if rank_distrib():
+            return Path(self.path) / fname
         return export_learner(self, fname, pickle_model=pickle_model)
 
     def to_onnx(self, fname: str | os.PathLike = "model.onnx", **kwargs: Any) -> Path:
         """Write normalisation + model + activation as ONNX, checked with onnxruntime; see ``learnkit.onnx_export``."""
         from .onnx_export import to_onnx  # optional dependency, imported on use
         return to_onnx(self, fname, **kwargs)
+
+    def distrib_ctx(self, sync_bn: bool = False, **ddp_kwargs: Any) -> Any:
+        """Context manager: fits inside run data-parallel over the torchrun ranks (``learnkit.distributed``)."""
+        return distrib_ctx(self, sync_bn=sync_bn, **ddp_kwargs)
 
     def tta(self, ds_idx: int = 1, dl: Any = None, n: int = 4, item_tfms: Any = None, batch_tfms: Any = None,
             beta: float | None = 0.25, use_max: bool = False) -> tuple:

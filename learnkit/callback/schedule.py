@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .core import Callback, CancelFitException, CancelValidException
+from ..distributed import rank0_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..learner import Learner
@@ -306,7 +307,7 @@ def _with(sched: Callback, cbs: Any) -> list:
 
 def fit_one_cycle(learn: "Learner", n_epoch: int, lr_max: Any = None, div: float = 25., div_final: float = 1e5,
                   pct_start: float = 0.25, wd: float | None = None, moms: tuple | None = None, cbs: Any = None,
-                  reset_opt: bool = False) -> None:
+                  reset_opt: bool = False, start_epoch: int = 0, resume: Any = None) -> None:
     """1cycle policy: lr warms up from lr_max/div to lr_max (cosine), then anneals to lr_max/div_final."""
     if reset_opt:
         learn.create_opt()
@@ -314,21 +315,23 @@ def fit_one_cycle(learn: "Learner", n_epoch: int, lr_max: Any = None, div: float
     moms = learn.moms if moms is None else moms
     scheds = {"lr": combined_cos(pct_start, lr_max / div, lr_max, lr_max / div_final),
               "mom": combined_cos(pct_start, *moms)}
-    learn.fit(n_epoch, cbs=_with(ParamScheduler(scheds), cbs), wd=wd)
+    learn.fit(n_epoch, cbs=_with(ParamScheduler(scheds), cbs), wd=wd, start_epoch=start_epoch, resume=resume)
 
 
 def fit_flat_cos(learn: "Learner", n_epoch: int, lr: Any = None, div_final: float = 1e5, pct_start: float = 0.75,
-                 wd: float | None = None, cbs: Any = None, reset_opt: bool = False) -> None:
+                 wd: float | None = None, cbs: Any = None, reset_opt: bool = False, start_epoch: int = 0,
+                 resume: Any = None) -> None:
     """Train at a flat lr for ``pct_start`` of the time, then cosine-anneal it to lr/div_final."""
     if reset_opt:
         learn.create_opt()
     lr = _lr_per_group(learn, lr)
     scheds = {"lr": combined_cos(pct_start, lr, lr, lr / div_final)}
-    learn.fit(n_epoch, cbs=_with(ParamScheduler(scheds), cbs), wd=wd)
+    learn.fit(n_epoch, cbs=_with(ParamScheduler(scheds), cbs), wd=wd, start_epoch=start_epoch, resume=resume)
 
 
 def fit_sgdr(learn: "Learner", n_cycles: int, cycle_len: int, lr_max: Any = None, cycle_mult: int = 2,
-             cbs: Any = None, reset_opt: bool = False, wd: float | None = None) -> None:
+             cbs: Any = None, reset_opt: bool = False, wd: float | None = None, start_epoch: int = 0,
+             resume: Any = None) -> None:
     """SGD with warm restarts: ``n_cycles`` cosine cycles from lr_max to 0, each ``cycle_mult`` times longer."""
     if reset_opt:
         learn.create_opt()
@@ -336,7 +339,7 @@ def fit_sgdr(learn: "Learner", n_cycles: int, cycle_len: int, lr_max: Any = None
     n_epoch = cycle_len * n_cycles if cycle_mult == 1 else cycle_len * (cycle_mult ** n_cycles - 1) // (cycle_mult - 1)
     pcts = [cycle_len * cycle_mult ** i / n_epoch for i in range(n_cycles)]
     scheds = {"lr": combine_scheds(pcts, [SchedCos(lr_max, 0) for _ in range(n_cycles)])}
-    learn.fit(n_epoch, cbs=_with(ParamScheduler(scheds), cbs), wd=wd)
+    learn.fit(n_epoch, cbs=_with(ParamScheduler(scheds), cbs), wd=wd, start_epoch=start_epoch, resume=resume)
 
 
 def fine_tune(learn: "Learner", epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
@@ -418,7 +421,17 @@ def _restore(learn: "Learner", snap: tuple) -> None:
 
 def lr_find(learn: "Learner", start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
             show_plot: bool = True, suggest_funcs: Sequence[Callable] | Callable | None = (valley,)) -> Any:
-    """Train a few batches at growing lrs and suggest lrs; the model and optimizer are left exactly as they were."""
+    """Train a few batches at growing lrs and suggest lrs; the model and optimizer are left exactly as they were.
+
+    Under torchrun it runs on rank 0 alone, and every rank gets rank 0's suggestions.
+    """
+    return rank0_result(lambda: _lr_find(learn, start_lr, end_lr, num_it, stop_div, show_plot, suggest_funcs),
+                        pack=lambda r: None if r is None else (type(r)._fields, tuple(r)),
+                        unpack=lambda p: None if p is None else namedtuple("SuggestedLRs", p[0])(*p[1]))
+
+
+def _lr_find(learn: "Learner", start_lr: float, end_lr: float, num_it: int, stop_div: bool, show_plot: bool,
+             suggest_funcs: Sequence[Callable] | Callable | None) -> Any:
     if getattr(learn, "recorder", None) is None:
         raise RuntimeError("lr_find reads the smoothed loss from the Recorder callback, which this learner doesn't "
                            "have: add it back with learn.add_cb(Recorder()).")

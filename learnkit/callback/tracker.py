@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..distributed import rank_distrib
+from ..resume import mark_epoch_start
 from .core import Callback, CancelFitException
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "ReduceLROnPlateau", "infer_comp"]
@@ -116,18 +118,24 @@ class SaveModelCallback(TrackerCallback):
     """Saves the model when ``monitor`` improves (``learn.save(fname)``) and loads that best model back when the fit ends.
 
     ``every_epoch``: save every epoch instead (an int n: every n epochs) as ``fname_<epoch>``, loading nothing
-    back. ``at_end``: save once, at the end of the fit. ``with_opt``: save the optimizer state too.
+    back. ``every_n_batches``: save ``fname`` every n training batches (each checkpoint replaces the last; with
+    ``every_epoch`` too, the epoch files are written as well), loading nothing back. ``at_end``: save once, at the
+    end of the fit. ``with_opt``: save the optimizer state too, and during the fit what ``fit(..., resume=fname)``
+    needs to continue exactly (``learnkit.resume``).
     """
 
     order = TrackerCallback.order + 1
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
                  fname: str = "model", every_epoch: bool | int = False, at_end: bool = False, with_opt: bool = False,
-                 reset_on_fit: bool = True) -> None:
+                 reset_on_fit: bool = True, every_n_batches: int | None = None) -> None:
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
-        if every_epoch and at_end:
-            raise ValueError("SaveModelCallback: every_epoch and at_end can't both be set; pick one.")
+        if (every_epoch or every_n_batches) and at_end:
+            raise ValueError("SaveModelCallback: every_epoch/every_n_batches and at_end can't both be set; pick one.")
+        if every_n_batches is not None and int(every_n_batches) < 1:
+            raise ValueError(f"SaveModelCallback(every_n_batches={every_n_batches}): give a number of batches >= 1.")
         self.fname, self.every_epoch, self.at_end, self.with_opt = fname, every_epoch, at_end, with_opt
+        self.every_n_batches = every_n_batches
         self.last_saved_path: Any = None
         self._saved_this_fit = False
 
@@ -136,21 +144,35 @@ class SaveModelCallback(TrackerCallback):
         self._saved_this_fit = True
 
     def before_fit(self) -> None:
-        """Reset the tracker; nothing saved yet in this fit."""
+        """Reset the tracker; nothing saved yet in this fit (and no epoch start noted: a failed fit may have left one)."""
         super().before_fit()
         self._saved_this_fit = False
+        self.learn.__dict__.pop("_resume_mark", None)
+
+    def before_train(self) -> None:
+        """Note the epoch's start, so a checkpoint inside it can be resumed exactly."""
+        mark = self.learn.__dict__.get("_resume_mark")
+        if self.run and self.with_opt and (mark is None or mark["epoch"] != self.learn.epoch):
+            mark_epoch_start(self.learn)
+
+    def after_batch(self) -> None:
+        """Save ``fname`` every ``every_n_batches`` training batches."""
+        learn = self.learn
+        if self.run and self.every_n_batches and learn.training and learn.train_iter % int(self.every_n_batches) == 0:
+            self._save(self.fname)
 
     def after_epoch(self) -> None:
         """Save on improvement (or every ``every_epoch`` epochs)."""
         if not self.run:
             return
-        if self.every_epoch:
-            if self.learn.epoch % int(self.every_epoch) == 0:
+        if self.every_epoch or self.every_n_batches:
+            if self.every_epoch and self.learn.epoch % int(self.every_epoch) == 0:
                 self._save(f"{self.fname}_{self.learn.epoch}")
             return
         super().after_epoch()
         if self.new_best and not self.at_end:
-            print(f"Better model found at epoch {self.learn.epoch} with {self.monitor} value: {self.best}.")
+            if rank_distrib() == 0:
+                print(f"Better model found at epoch {self.learn.epoch} with {self.monitor} value: {self.best}.")
             self._save(self.fname)
 
     def after_fit(self) -> None:
@@ -158,8 +180,9 @@ class SaveModelCallback(TrackerCallback):
         if self.run:
             if self.at_end:
                 self._save(self.fname)
-            elif not self.every_epoch and self._saved_this_fit:
+            elif not (self.every_epoch or self.every_n_batches) and self._saved_this_fit:
                 self.learn.load(self.fname, with_opt=self.with_opt)
+        self.learn.__dict__.pop("_resume_mark", None)
         super().after_fit()
 
 

@@ -1,0 +1,155 @@
+"""DDP on torchrun (2 gloo processes on the CPU), exact resume after kill -9, start_epoch, ShardSampler."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from learnkit.callback.tracker import SaveModelCallback
+from learnkit.distributed import ShardSampler
+from learnkit.resume import get_rng_states, set_rng_states
+
+HERE = Path(__file__).parent
+WORKER = HERE / "scale_worker.py"
+_spec = importlib.util.spec_from_file_location("scale_worker", WORKER)
+worker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(worker)
+
+
+def _env() -> dict:
+    root = str(HERE.parent)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(mode: str, out: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(WORKER), mode, str(out)]
+    return subprocess.run(cmd, cwd=out, env=_env(), capture_output=True, text=True, timeout=240)
+
+
+# -- ShardSampler: the split of a loader across ranks
+
+@pytest.mark.parametrize("n,world", [(37, 2), (10, 3), (2, 4)])
+def test_shard_sampler_validation_covers_every_item_once(n, world):
+    shards = [list(ShardSampler(n, r, world)) for r in range(world)]
+    assert sorted(sum(shards, [])) == list(range(n))
+    assert [len(ShardSampler(n, r, world)) for r in range(world)] == [len(s) for s in shards]
+
+
+def test_shard_sampler_training_shares_the_shuffle_and_steps():
+    world, n = 3, 50
+    samplers = [ShardSampler(n, r, world, shuffle=True, seed=7, even=True) for r in range(world)]
+    orders = []
+    for epoch in (0, 1):
+        for s in samplers:
+            s.set_epoch(epoch)
+        shards = [list(s) for s in samplers]
+        assert {len(s) for s in shards} == {n // world}  # equal step counts on every rank
+        flat = sum(shards, [])
+        assert len(set(flat)) == len(flat) == n // world * world  # no item twice in an epoch
+        orders.append(flat)
+    assert orders[0] != orders[1]  # a new order each epoch, the same on every rank (same seed + epoch)
+    again = ShardSampler(n, 1, world, shuffle=True, seed=7, even=True)
+    again.set_epoch(1)
+    assert list(again) == list(samplers[1])
+
+
+# -- resume state
+
+def test_rng_states_round_trip_through_weights_only(tmp_path):
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    np.random.randn()  # leaves a cached gaussian in NumPy's state
+    states = get_rng_states()
+    torch.save(states, tmp_path / "rng.pt")
+    first = (torch.rand(3), np.random.randn(2), random.random())
+    set_rng_states(torch.load(tmp_path / "rng.pt", weights_only=True))
+    second = (torch.rand(3), np.random.randn(2), random.random())
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
+
+
+def test_start_epoch_starts_the_schedule_where_it_stopped(tmp_path):
+    full = worker.make_learner(str(tmp_path))
+    with full.no_bar(), full.no_logging():
+        full.fit_one_cycle(4, 1e-2)
+    part = worker.make_learner(str(tmp_path))
+    with part.no_bar(), part.no_logging():
+        part.fit_one_cycle(4, 1e-2, start_epoch=2)
+    n = len(full.dls.train)
+    assert len(part.recorder.values) == 2 and len(part.recorder.lrs) == 2 * n
+    np.testing.assert_allclose(part.recorder.lrs, full.recorder.lrs[2 * n:], rtol=1e-12)
+    np.testing.assert_allclose(part.recorder.hps["mom"], full.recorder.hps["mom"][2 * n:], rtol=1e-12)
+
+
+def test_resume_errors_name_the_fix(tmp_path):
+    learn = worker.make_learner(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="every_n_batches"):
+        learn.fit_one_cycle(1, resume="nothing")
+    learn.save("weights_only", with_opt=False)
+    with pytest.raises(ValueError, match="no training state"):
+        learn.fit_one_cycle(1, resume="weights_only")
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(2, cbs=SaveModelCallback(every_n_batches=5, with_opt=True, fname="ck"))
+    with pytest.raises(ValueError, match="n_epoch=2"):
+        learn.fit_one_cycle(3, resume="ck")
+    with pytest.raises(ValueError, match="start_epoch=5"):
+        learn.fit_one_cycle(3, start_epoch=5)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_is_bit_identical(tmp_path):
+    """Train, SIGKILL after a mid-epoch checkpoint, resume: the same weights and history as an uninterrupted run."""
+    killed = subprocess.run([sys.executable, str(WORKER), "killed", str(tmp_path)], cwd=tmp_path, env=_env(),
+                            capture_output=True, text=True, timeout=240)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (tmp_path / "killed.pt").exists() and (tmp_path / "models" / "ckpt.pth").exists()
+    state = torch.load(tmp_path / "models" / "ckpt.pth", weights_only=True)["train_state"]
+    assert (state["epoch"], state["done"], state["train_iter"]) == (1, 4, 12)  # mid-epoch
+    worker.resume_modes("resumed", str(tmp_path))
+    (tmp_path / "models" / "ckpt.pth").unlink()
+    worker.resume_modes("full", str(tmp_path))
+    full, resumed = torch.load(tmp_path / "full.pt"), torch.load(tmp_path / "resumed.pt")
+    assert full.keys() == resumed.keys() and all(torch.equal(full[k], resumed[k]) for k in full)
+    hist = [json.loads((tmp_path / f"{m}.json").read_text()) for m in ("full", "resumed")]
+    assert hist[0] == hist[1] and len(hist[0]["values"]) == 3
+
+
+# -- DDP over two gloo processes
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(tmp_path):
+    res = _torchrun("ddp", tmp_path)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)  # identical weights on every rank
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["values"] == r1["values"] and r0["lr"] == r1["lr"]  # same records; lr_find's answer shared
+    assert r0["n_train"] == 64  # the user's loaders are given back whole after the fit
+    # the gathered validation equals one process validating the same weights on the same data
+    learn = worker.make_learner(str(tmp_path), metrics=[worker.accuracy, worker.F1Score()])
+    learn.model.load_state_dict(w0)
+    best = min(r0["values"], key=lambda row: row[1])  # SaveModelCallback loaded the best epoch back
+    np.testing.assert_allclose(learn.validate(), best[1:], rtol=1e-6)
+    assert res.stdout.count("Better model found") == sum(  # printed by rank 0 only
+        1 for i, row in enumerate(r0["values"]) if row[1] < min([v[1] for v in r0["values"][:i]], default=np.inf))
+
+
+@pytest.mark.slow
+def test_ddp_rank_error_stops_every_rank(tmp_path):
+    res = _torchrun("ddp_error", tmp_path)
+    assert res.returncode != 0
+    assert "rank 1 exploded on purpose" in res.stdout + res.stderr
