@@ -123,14 +123,14 @@ class ShardSampler(Sampler[int]):
 
 
 def _shard(dl: Any, training: bool, rank: int, world: int, seed: int) -> Any:
-    """A copy of learnkit loader ``dl`` reading only this rank's share (``dl.sampler`` is its ``ShardSampler``)."""
+    """A copy of learnkit loader ``dl`` reading only this rank's share (``dl.shard_sampler`` is its ``ShardSampler``)."""
     if not isinstance(dl, DataLoader):
         raise TypeError(f"Data-parallel training splits learnkit DataLoaders (DataBlock, from_dsets, wrapped torch "
                         f"loaders) across ranks; a {type(dl).__name__} can't be split yet: train it on one process "
                         f"(run the script with python, not torchrun).")
     sampler = ShardSampler(len(dl.dataset), rank, world, shuffle=training and dl.shuffle, seed=seed, even=training)
     new = dl.new(shuffle=False, drop_last=dl.drop_last if training else False, sampler=sampler)
-    new.sampler = sampler
+    new.shard_sampler = sampler
     return new
 
 
@@ -190,7 +190,7 @@ class DistributedTrainer(Callback):
         if not self.active:
             return
         self.learn._compiled = (self.learn.model, self._ddp)
-        sampler = getattr(self.learn.dls.train, "sampler", None)
+        sampler = getattr(self.learn.dls.train, "shard_sampler", None)
         if sampler is not None:
             sampler.set_epoch(self.learn.epoch)
 
@@ -224,7 +224,7 @@ class DistributedTrainer(Callback):
         rec = getattr(learn, "recorder", None)
         if not self.active or rec is None or learn.dl is not learn.dls.valid:
             return
-        local = (self._preds, self._targs, learn.dl.sampler.indices() if hasattr(learn.dl, "sampler") else None,
+        local = (self._preds, self._targs, learn.dl.shard_sampler.indices() if hasattr(learn.dl, "shard_sampler") else None,
                  float(rec._vtotal), rec._vcount)
         parts: list = [None] * dist.get_world_size()
         dist.all_gather_object(parts, local)
