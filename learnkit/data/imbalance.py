@@ -166,9 +166,11 @@ def split_summary(dls: Any) -> pd.DataFrame:
         try:
             cols[name] = label_counts(dls, i)
         except (TypeError, IndexError, KeyError, AttributeError):  # no readable targets (e.g. an unlabelled test)
-            cols[name] = {}
-    df = pd.DataFrame(cols).fillna(0).astype(int) if any(cols.values()) else pd.DataFrame()
-    sizes = ", ".join(f"{len(dl.dataset)} {name}" for name, dl in zip(names, dls.loaders))
+            continue
+    df = pd.DataFrame({k: v for k, v in cols.items() if v}).fillna(0).astype(int) if any(cols.values()) \
+        else pd.DataFrame()
+    sizes = ", ".join(f"{len(dl.dataset)} {name}" + ("" if name in cols else " (unlabelled)")
+                      for name, dl in zip(names, dls.loaders))
     print(f"{type(dls).__name__}: {sizes} items")
     if len(df):
         df.index.name = "label"
