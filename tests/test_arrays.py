@@ -45,6 +45,16 @@ def test_from_arrays_layouts_give_the_pixels_over_255(layout):
     assert dls.vocab == [0, 1] and len(dls.train.dataset) == 15
 
 
+def test_ambiguous_layouts_follow_the_container_and_bfloat16_tensors_convert():
+    from learnkit.vision.arrays import images_to_nhwc
+    rgb = np.random.default_rng(2).integers(0, 256, (2, 3, 5, 3), dtype=np.uint8)  # N,H,W,C and N,C,H,W both fit
+    assert images_to_nhwc(rgb).shape == (2, 3, 5, 3)  # numpy: N,H,W,C (an image file's layout)
+    as_tensor = images_to_nhwc(torch.tensor(rgb))  # torch: N,C,H,W
+    assert as_tensor.shape == (2, 5, 3, 3) and (as_tensor == rgb.transpose(0, 2, 3, 1)).all()
+    half = torch.tensor(rgb.transpose(0, 2, 3, 1)).to(torch.bfloat16) / 255
+    assert np.abs(images_to_nhwc(half).astype(int) - rgb.transpose(0, 2, 3, 1)).max() <= 1  # bf16 rounding
+
+
 def test_from_arrays_floats_outside_0_1_and_bad_shapes_are_clear_errors():
     x, y = halves(10)
     with pytest.raises(ValueError, match=r"float images must be in \[0, 1\].*Divide"):

@@ -18,7 +18,8 @@ __all__ = ["FixedSplitter", "as_numpy", "labels_to_list", "label_block"]
 def as_numpy(a: Any, name: str) -> np.ndarray:
     """A numpy array, tensor, pandas object or nested list -> a numpy array (errors name ``name``)."""
     if isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        return (a.float() if a.dtype == torch.bfloat16 else a).numpy()  # numpy has no bfloat16
     if hasattr(a, "to_numpy"):  # pandas
         return a.to_numpy()
     if isinstance(a, np.ndarray):
