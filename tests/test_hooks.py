@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader as TorchDL
 from torch.utils.data import TensorDataset
 
 from learnkit.basics import (ActivationStats, CrossEntropyLossFlat, DataLoaders, Hook, HookCallback, Hooks, Learner,
-                             hook_output, hook_outputs)
+                             flatten_model, has_params, hook_output, hook_outputs)
 from learnkit.vision.cam import class_activation_map, grad_cam, show_cam
 from learnkit.vision.data import ImageDataLoaders
 
@@ -33,6 +33,12 @@ def test_hook_output_stores_the_output_and_is_removed_on_exit():
         assert [tuple(s.shape) for s in hs.stored] == [(4, 5), (4, 2)] and torch.allclose(hs.stored[1], y)
         assert len(hs) == 2 and isinstance(hs[0], Hook)
     assert n_hooks(m) == 0
+
+
+def test_has_params_counts_children_and_flatten_model_gives_the_leaves():
+    m = nn.Sequential(nn.Sequential(nn.Linear(3, 5), nn.ReLU()), nn.Linear(5, 2))
+    assert has_params(m) and has_params(m[0]) and not has_params(m[0][1])  # fastai: params(m) is recursive
+    assert flatten_model(m) == [m[0][0], m[0][1], m[1]]
 
 
 def test_grad_hook_stores_the_gradient_of_the_output():

@@ -3,7 +3,8 @@ that hook layers during training (``HookCallback``, ``ActivationStats``).
 
 Hooks are torch's ``register_forward_hook`` / ``register_full_backward_hook`` handles; what the hook function
 returns is kept in ``.stored``. They are removed by ``remove()``, on leaving a ``with`` block, or (callbacks)
-at the end of the fit, so a model never keeps a hook by accident (hooked models don't pickle).
+at the end of the fit. As in fastai, an error that stops a fit skips ``after_fit``, so a callback's hooks stay
+on the model until ``cb.hooks.remove()`` or the end of its next fit.
 """
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def to_detach(x: Any, cpu: bool = True, gather: bool = False) -> Any:
 
 
 def has_params(m: nn.Module) -> bool:
-    """Whether ``m`` holds parameters of its own (not counting its children)."""
-    return any(True for _ in m.parameters(recurse=False))
+    """Whether ``m`` has at least one parameter (its children's count, as in fastai)."""
+    return any(True for _ in m.parameters())
 
 
 def flatten_model(m: nn.Module) -> list[nn.Module]:
