@@ -113,6 +113,9 @@ def test_class_activation_map_is_the_logit_spread_over_the_image():
     assert torch.equal(class_activation_map(learn, x[0]), class_activation_map(learn, x[0], cls=int(logits.argmax())))
     assert all(p.grad is None or not p.grad.any() for p in learn.model.parameters()) and n_hooks(learn.model) == 0
     assert show_cam(learn, x[0], cam).get_images()
+    for p in learn.model.parameters():  # a frozen model: the gradient still reaches the layer through the input
+        p.requires_grad_(False)
+    assert torch.allclose(grad_cam(learn, x[0], cls=1), cam.clamp_min(0) / 64, atol=1e-6)
 
 
 def test_cam_needs_a_layer_for_other_models():
