@@ -92,6 +92,8 @@ def test_summary_prints_label_counts_per_split(capsys):
     assert label_counts(plain) == {0: 9, 1: 3}
     tab = TabularDataLoaders.from_arrays(X.numpy(), Y.numpy(), valid=(X[:4].numpy(), Y[:4].numpy()))
     assert label_counts(tab) == {0: 9, 1: 3} and torch.allclose(class_weights(tab), torch.tensor([12 / 18, 12 / 6]))
+    with pytest.raises(TypeError, match=r"TabDataLoader.*weight=class_weights\(dls\)"):
+        tab.weighted()
 
 
 def test_datablock_summary_shows_label_counts(capsys):
