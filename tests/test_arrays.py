@@ -130,6 +130,13 @@ def test_tabular_from_arrays_is_a_classifier_that_learns(one_thread):
     assert learn.validate()[1] > 0.9
     row, cls, probs = learn.predict(pd.DataFrame(x[300:301], columns=dls.cont_names).iloc[0])
     assert int(cls) == int(probs.argmax()) and row.y.iloc[0] in (0, 1)
+    with pytest.raises(TypeError, match=r"valid= must be a pair \(x, y\) of arrays, not tuple of 1"):
+        TabularDataLoaders.from_arrays(x, y, valid=(x,))
+    with pytest.raises(ValueError, match="there are 5 rows; give one label .* per row"):
+        TabularDataLoaders.from_arrays(x, y, valid=(x[:5], y[:4]))
+    named = TabularDataLoaders.from_arrays(pd.DataFrame(x[:300], columns=["a", "b", "c"]), y[:300],
+                                           valid=(x[300:], y[300:]))
+    assert named.cont_names == ["a", "b", "c"] and torch.allclose(named.valid.dataset.conts, torch.tensor(x[300:]))
     reg = TabularDataLoaders.from_arrays(x, x[:, 0] * 2.0, seed=1)
     assert reg.train.kinds[-1] == "regression" and len(reg.valid.dataset) == 80
 
