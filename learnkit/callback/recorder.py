@@ -241,8 +241,9 @@ class Recorder(Callback):
         losses = self.losses
         xs = list(range(skip_start, len(losses)))
         (ax.loglog if log else ax.plot)(xs, losses[skip_start:], label="train")
-        if with_valid and self.values:
-            pts = [(it, v[1]) for it, v in zip(self.iters, self.values) if it >= skip_start and v[1] is not None]
+        if with_valid and self.values and "valid_loss" in self.metric_names:
+            col = self.metric_names.index("valid_loss") - 1  # after the training columns (values have no epoch)
+            pts = [(it, v[col]) for it, v in zip(self.iters, self.values) if it >= skip_start and v[col] is not None]
             if pts:
                 ax.plot(*zip(*pts), label="valid")
         ax.set_xlabel("batches")
