@@ -7,8 +7,8 @@ from torch import nn
 from torch.utils.data import DataLoader as TorchDL
 from torch.utils.data import TensorDataset
 
-from learnkit.basics import (ActivationStats, CrossEntropyLossFlat, DataLoaders, Hook, HookCallback, Hooks, Learner,
-                             flatten_model, has_params, hook_output, hook_outputs)
+from learnkit.basics import (ActivationStats, Callback, CrossEntropyLossFlat, DataLoaders, Hook, HookCallback, Hooks,
+                             Learner, flatten_model, has_params, hook_output, hook_outputs)
 from learnkit.vision.cam import class_activation_map, grad_cam, show_cam
 from learnkit.vision.data import ImageDataLoaders
 
@@ -70,6 +70,24 @@ def test_hooks_with_a_function_and_hook_callback_removes_its_hooks():
         learn.fit(1)
     assert cb.modules == [learn.model[0], learn.model[2]]  # leaves with parameters
     assert seen.count("Linear") == 2 * (8 + 2) and n_hooks(learn.model) == 0  # 8 train + 2 valid batches
+
+
+class Boom(Callback):
+    def after_batch(self):
+        raise RuntimeError("boom")
+
+
+def test_hooks_of_a_fit_callback_do_not_outlive_an_error():
+    g = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(16, 3, generator=g), torch.randint(0, 2, (16,), generator=g)
+    dls = DataLoaders(TorchDL(TensorDataset(X, Y), batch_size=8), TorchDL(TensorDataset(X, Y), batch_size=8))
+    learn = Learner(dls, mlp(), loss_func=CrossEntropyLossFlat())
+    stats = ActivationStats()
+    with learn.no_bar(), learn.no_logging(), pytest.raises(RuntimeError, match="boom"):
+        learn.fit(1, cbs=[stats, Boom()])
+    assert n_hooks(learn.model) == 2 and len(stats.stats) == 1  # one batch, then after_fit never ran (as fastai)
+    learn.model(X)  # the next forward: the orphaned hooks see their callback gone and remove themselves
+    assert n_hooks(learn.model) == 0 and stats.hooks is None
 
 
 def test_activation_stats_match_the_layer_outputs():
