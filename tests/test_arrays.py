@@ -76,6 +76,14 @@ def test_from_arrays_valid_and_test_pairs_are_the_splits():
     assert torch.allclose(valid_batch(dls)[:, 0], torch.tensor(x[20:26]).float() / 255)
 
 
+def test_a_column_of_labels_is_one_label_per_item():
+    x, y = halves(20)
+    dls = ImageDataLoaders.from_arrays(x, y[:, None], num_workers=0)  # Keras' (N, 1) labels
+    assert dls.vocab == [0, 1] and dls.c == 2 and dls.train.kinds[-1] == "category"
+    tab = TabularDataLoaders.from_arrays(x.reshape(20, -1)[:, :3].astype(np.float32), y[:, None])
+    assert tab.vocab == [0, 1] and tab.y_names == ["y"]
+
+
 def test_from_arrays_string_labels_and_the_pixel_csv_recipe():
     x, y = halves(40, size=28)
     names = np.array(["left", "right"])[y]

@@ -39,8 +39,10 @@ def check_pair(pair: Any, name: str) -> tuple:
 
 
 def labels_to_list(y: Any, n: int, name: str = "y", what: str = "images") -> list:
-    """Labels (1-D: ids, names or numbers; 2-D: one row per item) -> a list of plain Python values."""
+    """Labels (1-D or N x 1: ids, names or numbers; N x k: one row per item) -> a list of plain Python values."""
     a = as_numpy(y, name)
+    if a.ndim == 2 and a.shape[1] == 1:  # Keras' (N, 1) column: one label per item, not a one-class multi-label
+        a = a[:, 0]
     if a.ndim not in (1, 2) or len(a) != n:
         raise ValueError(f"from_arrays: {name} has shape {tuple(a.shape)} but there are {n} {what}; give one label "
                          f"(or one row of labels) per {what.removesuffix('s')}.")
