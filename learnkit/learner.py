@@ -467,6 +467,7 @@ class Learner:
         from .results import EvalResult
         split = _split_name(self.dls, ds_idx, dl)
         dl = self._whole_loader(ds_idx, dl)
+        _check_labelled(dl, split)
         rec = getattr(self, "recorder", None)
         with self.added_cbs([] if rec is not None else [Recorder()]), self.no_logging():
             self._eval_pass(dl)
@@ -709,10 +710,18 @@ def _default_loss(dls: Any) -> Callable:
 
 def _split_name(dls: Any, ds_idx: int, dl: Any) -> str:
     """'train', 'valid' or 'test': which split ``validate(ds_idx, dl)`` reads."""
-    loaders = getattr(dls, "loaders", [])
     if dl is not None:
-        return "test" if len(loaders) > 2 and dl is loaders[2] else "valid"
+        return next((n for n, l in zip(("train", "valid", "test"), getattr(dls, "loaders", [])) if dl is l), "valid")
     return {0: "train", 2: "test"}.get(ds_idx, "valid")
+
+
+def _check_labelled(dl: Any, split: str) -> None:
+    """Raise when ``dl`` reads a learnkit dataset without targets (``validate`` needs them to compute a loss)."""
+    dsets = getattr(getattr(dl, "dataset", None), "dsets", None)
+    if dsets is not None and len(dsets.pipelines) <= dsets.n_inp:
+        raise ValueError(f"validate: the {split} loader has no labels (an unlabelled test folder or test_dl(items)), "
+                         f"so there is no loss or metric to compute. Use learn.get_preds(dl=...) for predictions, or "
+                         f"give labels: dls.test_dl(items, with_labels=True), test/<label>/ folders.")
 
 
 def _len_or_none(dl: Any) -> int | None:

@@ -45,6 +45,16 @@ def test_from_arrays_layouts_give_the_pixels_over_255(layout):
     assert dls.vocab == [0, 1] and len(dls.train.dataset) == 15
 
 
+def test_ambiguous_layouts_follow_the_container_and_bfloat16_tensors_convert():
+    from learnkit.vision.arrays import images_to_nhwc
+    rgb = np.random.default_rng(2).integers(0, 256, (2, 3, 5, 3), dtype=np.uint8)  # N,H,W,C and N,C,H,W both fit
+    assert images_to_nhwc(rgb).shape == (2, 3, 5, 3)  # numpy: N,H,W,C (an image file's layout)
+    as_tensor = images_to_nhwc(torch.tensor(rgb))  # torch: N,C,H,W
+    assert as_tensor.shape == (2, 5, 3, 3) and (as_tensor == rgb.transpose(0, 2, 3, 1)).all()
+    half = torch.tensor(rgb.transpose(0, 2, 3, 1)).to(torch.bfloat16) / 255
+    assert np.abs(images_to_nhwc(half).astype(int) - rgb.transpose(0, 2, 3, 1)).max() <= 1  # bf16 rounding
+
+
 def test_from_arrays_floats_outside_0_1_and_bad_shapes_are_clear_errors():
     x, y = halves(10)
     with pytest.raises(ValueError, match=r"float images must be in \[0, 1\].*Divide"):
@@ -64,6 +74,14 @@ def test_from_arrays_valid_and_test_pairs_are_the_splits():
     assert (len(dls.train.dataset), len(dls.valid.dataset), len(dls.test.dataset)) == (20, 6, 4)
     assert torch.cat([b[1] for b in dls.test]).tolist() == y[26:].tolist()
     assert torch.allclose(valid_batch(dls)[:, 0], torch.tensor(x[20:26]).float() / 255)
+
+
+def test_a_column_of_labels_is_one_label_per_item():
+    x, y = halves(20)
+    dls = ImageDataLoaders.from_arrays(x, y[:, None], num_workers=0)  # Keras' (N, 1) labels
+    assert dls.vocab == [0, 1] and dls.c == 2 and dls.train.kinds[-1] == "category"
+    tab = TabularDataLoaders.from_arrays(x.reshape(20, -1)[:, :3].astype(np.float32), y[:, None])
+    assert tab.vocab == [0, 1] and tab.y_names == ["y"]
 
 
 def test_from_arrays_string_labels_and_the_pixel_csv_recipe():
@@ -120,6 +138,13 @@ def test_tabular_from_arrays_is_a_classifier_that_learns(one_thread):
     assert learn.validate()[1] > 0.9
     row, cls, probs = learn.predict(pd.DataFrame(x[300:301], columns=dls.cont_names).iloc[0])
     assert int(cls) == int(probs.argmax()) and row.y.iloc[0] in (0, 1)
+    with pytest.raises(TypeError, match=r"valid= must be a pair \(x, y\) of arrays, not tuple of 1"):
+        TabularDataLoaders.from_arrays(x, y, valid=(x,))
+    with pytest.raises(ValueError, match="there are 5 rows; give one label .* per row"):
+        TabularDataLoaders.from_arrays(x, y, valid=(x[:5], y[:4]))
+    named = TabularDataLoaders.from_arrays(pd.DataFrame(x[:300], columns=["a", "b", "c"]), y[:300],
+                                           valid=(x[300:], y[300:]))
+    assert named.cont_names == ["a", "b", "c"] and torch.allclose(named.valid.dataset.conts, torch.tensor(x[300:]))
     reg = TabularDataLoaders.from_arrays(x, x[:, 0] * 2.0, seed=1)
     assert reg.train.kinds[-1] == "regression" and len(reg.valid.dataset) == 80
 

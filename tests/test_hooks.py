@@ -7,8 +7,8 @@ from torch import nn
 from torch.utils.data import DataLoader as TorchDL
 from torch.utils.data import TensorDataset
 
-from learnkit.basics import (ActivationStats, CrossEntropyLossFlat, DataLoaders, Hook, HookCallback, Hooks, Learner,
-                             hook_output, hook_outputs)
+from learnkit.basics import (ActivationStats, Callback, CrossEntropyLossFlat, DataLoaders, Hook, HookCallback, Hooks,
+                             Learner, flatten_model, has_params, hook_output, hook_outputs)
 from learnkit.vision.cam import class_activation_map, grad_cam, show_cam
 from learnkit.vision.data import ImageDataLoaders
 
@@ -33,6 +33,12 @@ def test_hook_output_stores_the_output_and_is_removed_on_exit():
         assert [tuple(s.shape) for s in hs.stored] == [(4, 5), (4, 2)] and torch.allclose(hs.stored[1], y)
         assert len(hs) == 2 and isinstance(hs[0], Hook)
     assert n_hooks(m) == 0
+
+
+def test_has_params_counts_children_and_flatten_model_gives_the_leaves():
+    m = nn.Sequential(nn.Sequential(nn.Linear(3, 5), nn.ReLU()), nn.Linear(5, 2))
+    assert has_params(m) and has_params(m[0]) and not has_params(m[0][1])  # fastai: params(m) is recursive
+    assert flatten_model(m) == [m[0][0], m[0][1], m[1]]
 
 
 def test_grad_hook_stores_the_gradient_of_the_output():
@@ -64,6 +70,24 @@ def test_hooks_with_a_function_and_hook_callback_removes_its_hooks():
         learn.fit(1)
     assert cb.modules == [learn.model[0], learn.model[2]]  # leaves with parameters
     assert seen.count("Linear") == 2 * (8 + 2) and n_hooks(learn.model) == 0  # 8 train + 2 valid batches
+
+
+class Boom(Callback):
+    def after_batch(self):
+        raise RuntimeError("boom")
+
+
+def test_hooks_of_a_fit_callback_do_not_outlive_an_error():
+    g = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(16, 3, generator=g), torch.randint(0, 2, (16,), generator=g)
+    dls = DataLoaders(TorchDL(TensorDataset(X, Y), batch_size=8), TorchDL(TensorDataset(X, Y), batch_size=8))
+    learn = Learner(dls, mlp(), loss_func=CrossEntropyLossFlat())
+    stats = ActivationStats()
+    with learn.no_bar(), learn.no_logging(), pytest.raises(RuntimeError, match="boom"):
+        learn.fit(1, cbs=[stats, Boom()])
+    assert n_hooks(learn.model) == 2 and len(stats.stats) == 1  # one batch, then after_fit never ran (as fastai)
+    learn.model(X)  # the next forward: the orphaned hooks see their callback gone and remove themselves
+    assert n_hooks(learn.model) == 0 and stats.hooks is None
 
 
 def test_activation_stats_match_the_layer_outputs():
@@ -107,6 +131,9 @@ def test_class_activation_map_is_the_logit_spread_over_the_image():
     assert torch.equal(class_activation_map(learn, x[0]), class_activation_map(learn, x[0], cls=int(logits.argmax())))
     assert all(p.grad is None or not p.grad.any() for p in learn.model.parameters()) and n_hooks(learn.model) == 0
     assert show_cam(learn, x[0], cam).get_images()
+    for p in learn.model.parameters():  # a frozen model: the gradient still reaches the layer through the input
+        p.requires_grad_(False)
+    assert torch.allclose(grad_cam(learn, x[0], cls=1), cam.clamp_min(0) / 64, atol=1e-6)
 
 
 def test_cam_needs_a_layer_for_other_models():

@@ -48,6 +48,11 @@ def test_balanced_weights_need_every_class_in_training():
     torch.manual_seed(0)
     wdls = dblock.weighted_dataloaders(df, wgts=[0, 0, 0, 0, 1], bs=5, num_workers=0)  # fastai's name
     assert isinstance(wdls.train, WeightedDL) and torch.cat([b[1] for b in wdls.train]).tolist() == [1] * 5
+    # fastai's form: one weight per item of the source (item 5 is the validation one), the training ones used
+    fdls = dblock.weighted_dataloaders(df, wgts=[0, 0, 1, 0, 0, 5], bs=5, num_workers=0)
+    assert torch.cat([b[1] for b in fdls.train]).tolist() == [0] * 5  # only item 2 ('a') has weight
+    with pytest.raises(ValueError, match="3 weights for 6 items"):
+        dblock.weighted_dataloaders(df, wgts=[1, 1, 1], num_workers=0)
 
 
 def test_weighted_dl_oversamples_the_rare_class_and_reads_whole_when_not_shuffling():
@@ -92,6 +97,8 @@ def test_summary_prints_label_counts_per_split(capsys):
     assert label_counts(plain) == {0: 9, 1: 3}
     tab = TabularDataLoaders.from_arrays(X.numpy(), Y.numpy(), valid=(X[:4].numpy(), Y[:4].numpy()))
     assert label_counts(tab) == {0: 9, 1: 3} and torch.allclose(class_weights(tab), torch.tensor([12 / 18, 12 / 6]))
+    with pytest.raises(TypeError, match=r"TabDataLoader.*weight=class_weights\(dls\)"):
+        tab.weighted()
 
 
 def test_datablock_summary_shows_label_counts(capsys):

@@ -42,6 +42,9 @@ def test_onnx_graph_gives_pytorchs_probabilities_from_unnormalised_pixels(tmp_pa
     assert [i.name for i in sess.get_inputs()] == ["input"] and sess.get_inputs()[0].shape[0] == "batch"
     got = sess.run(None, {"input": pixels})[0]
     assert got.shape == (4, 3) and np.abs(got - probs.numpy()).max() < 1e-5
+    one = sess.run(None, {"input": pixels[1:2]})[0]  # traced on a batch of 4: other batch sizes run too
+    many = sess.run(None, {"input": np.concatenate([pixels] * 3)})[0]
+    assert np.abs(one - probs.numpy()[1:2]).max() < 1e-5 and np.abs(many - np.tile(got, (3, 1))).max() < 1e-5
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert json.loads(meta["vocab"]) == ["cat", "dog", "emu"] and json.loads(meta["normalize_mean"]) == \
         pytest.approx([0.4, 0.5, 0.6]) and meta["outputs"] == "probabilities"

@@ -57,6 +57,11 @@ def test_from_folder_with_an_unlabelled_test_folder(tmp_path):
     with learn.no_bar():
         preds, targs = learn.get_preds(dl=dls.test)
     assert preds.shape == (6, 2) and targs is None
+    with pytest.raises(ValueError, match="test loader has no labels.*get_preds"):
+        learn.validate(ds_idx=2)
+    summary = dls.summary()
+    assert list(summary.columns) == ["train", "valid"]  # the unlabelled test split has no counts (not zeros)
+    assert learn.validate(dl=dls.train).names[0] == "train_loss"
     with pytest.raises(FileNotFoundError, match="no test folder"):
         ImageDataLoaders.from_folder(tmp_path, test="holdout", num_workers=0)
 

@@ -66,6 +66,8 @@ def test_plot_metrics_draws_train_beside_valid():
     learn = learner(cbs=Recorder(train_metrics=True))
     with learn.no_bar(), learn.no_logging():
         learn.fit(2)
+    valid_line = [l for l in learn.recorder.plot_loss(skip_start=0).axes[0].get_lines() if l.get_label() == "valid"]
+    assert list(valid_line[0].get_ydata()) == pytest.approx(learn.recorder.history.valid_loss.tolist())
     fig = learn.recorder.plot_metrics()
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["loss", "accuracy", "error_rate"]
@@ -77,3 +79,19 @@ def test_plot_metrics_draws_train_beside_valid():
         plain.fit(1)
     labels = [[l.get_label() for l in ax.get_lines()] for ax in plain.recorder.plot_metrics().axes if ax.get_visible()]
     assert labels == [["train", "valid"], ["valid"], ["valid"]]
+
+
+def test_recorder_takes_fastais_positional_order_and_valid_metrics_false_drops_the_validation_columns():
+    rec = Recorder(False, True, False, 0.9)  # fastai: Recorder(add_time, train_metrics, valid_metrics, beta)
+    assert (rec.add_time, rec.train_metrics, rec.valid_metrics, rec.beta) == (False, True, False, 0.9)
+    learn = learner(cbs=Recorder(train_metrics=True, valid_metrics=False))
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=0.0)
+    rec = learn.recorder
+    assert rec.metric_names == ["epoch", "train_loss", "accuracy", "error_rate", "time"]
+    assert len(rec.values[-1]) == 3
+    assert rec.values[-1][1] == pytest.approx(learn.validate(ds_idx=0)[1])  # the training accuracy
+    assert learn.validate() == pytest.approx(rec.final_record) and len(learn.validate()) == 3  # still whole
+    axes = [ax for ax in rec.plot_metrics().axes if ax.get_visible()]
+    assert [[l.get_label() for l in ax.get_lines()] for ax in axes] == [["train"], ["train"], ["train"]]
+    assert [l.get_label() for l in rec.plot_loss(skip_start=0).axes[0].get_lines()] == ["train"]  # no valid loss

@@ -3,7 +3,9 @@ that hook layers during training (``HookCallback``, ``ActivationStats``).
 
 Hooks are torch's ``register_forward_hook`` / ``register_full_backward_hook`` handles; what the hook function
 returns is kept in ``.stored``. They are removed by ``remove()``, on leaving a ``with`` block, or (callbacks)
-at the end of the fit, so a model never keeps a hook by accident (hooked models don't pickle).
+at the end of the fit. As in fastai, an error that stops a fit skips ``after_fit``: a callback still on the
+learner keeps its hooks until the end of its next fit (or ``cb.hooks.remove()``); one given to ``fit(cbs=...)``
+leaves the learner with the error, and its hooks remove themselves the next time they fire.
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ def to_detach(x: Any, cpu: bool = True, gather: bool = False) -> Any:
 
 
 def has_params(m: nn.Module) -> bool:
-    """Whether ``m`` holds parameters of its own (not counting its children)."""
-    return any(True for _ in m.parameters(recurse=False))
+    """Whether ``m`` has at least one parameter (its children's count, as in fastai)."""
+    return any(True for _ in m.parameters())
 
 
 def flatten_model(m: nn.Module) -> list[nn.Module]:
@@ -162,7 +164,14 @@ class HookCallback(Callback):
 
     def _register(self) -> None:
         if self.hooks is None:
-            self.hooks = Hooks(self.modules, self.hook, self.is_forward, self.detach, self.cpu)
+            self.hooks = Hooks(self.modules, self._call_hook, self.is_forward, self.detach, self.cpu)
+
+    def _call_hook(self, m: nn.Module, i: Any, o: Any) -> Any:
+        """``self.hook``; once the callback has left its learner (an error ended ``fit(cbs=...)``), unhook instead."""
+        if self.learn is None:
+            self._remove()
+            return None
+        return self.hook(m, i, o)
 
     def _remove(self) -> None:
         if self.__dict__.get("hooks") is not None:

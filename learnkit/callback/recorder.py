@@ -44,13 +44,15 @@ class Recorder(Callback):
     ``train_metrics=True`` (fastai's option; also ``learn.recorder.train_metrics = True`` before a fit)
     computes the metrics over each epoch's training batches too (in training mode, as the model trains),
     and the columns become fastai's ``train_loss, train_<metric>..., valid_loss, valid_<metric>...``.
-    ``history`` is the epoch table as a pandas DataFrame (Keras' ``History``).
+    ``valid_metrics=False`` (fastai's) leaves the validation loss and metrics out of the table (``validate``
+    still returns them). ``history`` is the epoch table as a pandas DataFrame (Keras' ``History``).
     """
 
     order = 50
 
-    def __init__(self, add_time: bool = True, train_metrics: bool = False, beta: float = 0.98) -> None:
-        self.beta, self.add_time, self.train_metrics = beta, add_time, train_metrics
+    def __init__(self, add_time: bool = True, train_metrics: bool = False, valid_metrics: bool = True,
+                 beta: float = 0.98) -> None:
+        self.beta, self.add_time, self.train_metrics, self.valid_metrics = beta, add_time, train_metrics, valid_metrics
         self._seconds: list[float] = []
         self.lrs: list[float] = []
         self.values: list[list[float | None]] = []
@@ -98,10 +100,12 @@ class Recorder(Callback):
         self._seconds = []
         names = [m.name for m in self._metrics()]
         self._with_train_mets = bool(self.train_metrics) and bool(names)
-        if self._with_train_mets:  # fastai's columns: train_loss, train_<m>..., valid_loss, valid_<m>...
+        if self._with_train_mets and self.valid_metrics:  # fastai's: train_loss, train_<m>..., valid_loss, valid_<m>...
             names = [f"train_{n}" for n in ["loss", *names]] + [f"valid_{n}" for n in ["loss", *names]]
-        else:
+        elif self.valid_metrics:
             names = ["train_loss", "valid_loss", *names]
+        else:  # the training columns only
+            names = ["train_loss", *(names if self._with_train_mets else [])]
         self.metric_names = ["epoch", *names]
         if self.add_time:
             self.metric_names.append("time")
@@ -197,7 +201,7 @@ class Recorder(Callback):
         record = self.final_record or [None] * (1 + len(self._metrics()))  # None: cancelled before it began
         train = [self._train_loss, *(self._train_values or [None] * len(self._metrics()))] if self._with_train_mets \
             else [self._train_loss]
-        self.values.append([*train, *record])
+        self.values.append([*train, *(record if self.valid_metrics else [])])
         self.iters.append(len(self._losses) + len(self._pending))
         self.log = [learn.epoch, *self.values[-1]]
         self._seconds.append(time.perf_counter() - self._t0)
@@ -237,8 +241,9 @@ class Recorder(Callback):
         losses = self.losses
         xs = list(range(skip_start, len(losses)))
         (ax.loglog if log else ax.plot)(xs, losses[skip_start:], label="train")
-        if with_valid and self.values:
-            pts = [(it, v[1]) for it, v in zip(self.iters, self.values) if it >= skip_start and v[1] is not None]
+        if with_valid and self.values and "valid_loss" in self.metric_names:
+            col = self.metric_names.index("valid_loss") - 1  # after the training columns (values have no epoch)
+            pts = [(it, v[col]) for it, v in zip(self.iters, self.values) if it >= skip_start and v[col] is not None]
             if pts:
                 ax.plot(*zip(*pts), label="valid")
         ax.set_xlabel("batches")
@@ -272,9 +277,10 @@ class Recorder(Callback):
         nrows = nrows or math.ceil(n / ncols)
         fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (4 * ncols, 3 * nrows), squeeze=False)
         axs = axs.flatten()
+        bare = "valid" if self.valid_metrics else "train"  # whose values the unprefixed metric columns are
         for ax, name in zip(axs, panels):
             for split, color in (("train", "C0"), ("valid", "C1")):
-                col = f"{split}_{name}" if f"{split}_{name}" in cols else (name if split == "valid" else None)
+                col = f"{split}_{name}" if f"{split}_{name}" in cols else (name if split == bare else None)
                 if col in cols:
                     ax.plot(hist["epoch"], hist[col], color=color, label=split)
             ax.set_title(name)

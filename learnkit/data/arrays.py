@@ -12,13 +12,14 @@ import torch
 
 from .blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
 
-__all__ = ["FixedSplitter", "as_numpy", "labels_to_list", "label_block"]
+__all__ = ["FixedSplitter", "as_numpy", "check_pair", "labels_to_list", "label_block"]
 
 
 def as_numpy(a: Any, name: str) -> np.ndarray:
     """A numpy array, tensor, pandas object or nested list -> a numpy array (errors name ``name``)."""
     if isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        return (a.float() if a.dtype == torch.bfloat16 else a).numpy()  # numpy has no bfloat16
     if hasattr(a, "to_numpy"):  # pandas
         return a.to_numpy()
     if isinstance(a, np.ndarray):
@@ -29,12 +30,22 @@ def as_numpy(a: Any, name: str) -> np.ndarray:
         raise TypeError(f"from_arrays: {name} must be a numpy array or a tensor, not a {type(a).__name__}.") from e
 
 
-def labels_to_list(y: Any, n: int, name: str = "y") -> list:
-    """Labels (1-D: ids, names or numbers; 2-D: one row per item) -> a list of plain Python values."""
+def check_pair(pair: Any, name: str) -> tuple:
+    """``valid=`` / ``test=`` of ``from_arrays``: a pair ``(x, y)`` of arrays, or a clear error."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise TypeError(f"from_arrays: {name}= must be a pair (x, y) of arrays, not {type(pair).__name__}"
+                        f"{f' of {len(pair)}' if isinstance(pair, (tuple, list)) else ''}.")
+    return tuple(pair)
+
+
+def labels_to_list(y: Any, n: int, name: str = "y", what: str = "images") -> list:
+    """Labels (1-D or N x 1: ids, names or numbers; N x k: one row per item) -> a list of plain Python values."""
     a = as_numpy(y, name)
+    if a.ndim == 2 and a.shape[1] == 1:  # Keras' (N, 1) column: one label per item, not a one-class multi-label
+        a = a[:, 0]
     if a.ndim not in (1, 2) or len(a) != n:
-        raise ValueError(f"from_arrays: {name} has shape {tuple(a.shape)} but there are {n} images; give one label "
-                         f"(or one row of labels) per image.")
+        raise ValueError(f"from_arrays: {name} has shape {tuple(a.shape)} but there are {n} {what}; give one label "
+                         f"(or one row of labels) per {what.removesuffix('s')}.")
     return a.tolist()  # numpy scalars -> int/float/str (JSON-safe vocabularies for export)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path as _PathBase
 from typing import Any
 
+import numpy as np
 import torch
 
 from .blocks import TransformBlock, resolve_block
@@ -111,9 +112,20 @@ class DataBlock:
 
     def weighted_dataloaders(self, source: Any, wgts: Any = None, bs: int = 64, verbose: bool = False,
                              **kwargs: Any) -> DataLoaders:
-        """``dataloaders`` whose training loader draws by weight (fastai's): one weight per training item,
-        ``'balanced'`` (every class equally often) or None (uniform, with replacement); see ``WeightedDL``."""
-        return self.dataloaders(source, bs=bs, verbose=verbose, **kwargs).weighted(wgts)
+        """``dataloaders`` whose training loader draws by weight (fastai's): ``wgts`` has one weight per item of
+        ``source`` (fastai's; the training items' are used) or per training item, or is ``'balanced'`` (every class
+        equally often) or None (uniform, with replacement); see ``WeightedDL``."""
+        dls = self.dataloaders(source, bs=bs, verbose=verbose, **kwargs)
+        if wgts is not None and not isinstance(wgts, str):
+            w, train = np.asarray(wgts, dtype=float), dls.train.dataset
+            n_items = len(train.dsets.items)
+            if w.ndim == 1 and len(w) == n_items:
+                w = w[train.idxs]  # fastai: one weight per item, the training split's kept
+            elif w.ndim != 1 or len(w) != len(train):
+                raise ValueError(f"weighted_dataloaders: {w.size} weights for {n_items} items ({len(train)} in "
+                                 f"training); give one weight per item of the source (or per training item).")
+            wgts = w
+        return dls.weighted(wgts)
 
     def _stage_tfms(self, blocks: list[TransformBlock]) -> tuple[list[Transform], list[Transform]]:
         return (sort_by_order(_block_tfms(blocks, "item_tfms") + self.item_tfms),

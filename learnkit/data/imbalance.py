@@ -146,8 +146,9 @@ class WeightedDL(DataLoader):
     def from_loader(cls, dl: DataLoader, wgts: Any = "balanced") -> "WeightedDL":
         """``dl`` (a learnkit DataLoader: same items, transforms, device) drawing by weight."""
         if not isinstance(dl, DataLoader):
-            raise TypeError(f"WeightedDL wraps learnkit DataLoaders; got a {type(dl).__name__} (tables: "
-                            f"TabWeightedDL).")
+            raise TypeError(f"WeightedDL wraps learnkit DataLoaders; got a {type(dl).__name__}. For tables (no "
+                            f"weighted loader yet) weigh the loss instead: "
+                            f"loss_func=CrossEntropyLossFlat(weight=class_weights(dls)).")
         w = cls.__new__(cls)
         w.__dict__.update(dl.new(shuffle=True).__dict__)  # a fresh copy: its torch loader is built on first use
         w._preloaded = None  # a preloaded copy would be served shuffled, not drawn by weight
@@ -166,9 +167,11 @@ def split_summary(dls: Any) -> pd.DataFrame:
         try:
             cols[name] = label_counts(dls, i)
         except (TypeError, IndexError, KeyError, AttributeError):  # no readable targets (e.g. an unlabelled test)
-            cols[name] = {}
-    df = pd.DataFrame(cols).fillna(0).astype(int) if any(cols.values()) else pd.DataFrame()
-    sizes = ", ".join(f"{len(dl.dataset)} {name}" for name, dl in zip(names, dls.loaders))
+            continue
+    df = pd.DataFrame({k: v for k, v in cols.items() if v}).fillna(0).astype(int) if any(cols.values()) \
+        else pd.DataFrame()
+    sizes = ", ".join(f"{len(dl.dataset)} {name}" + ("" if name in cols else " (unlabelled)")
+                      for name, dl in zip(names, dls.loaders))
     print(f"{type(dls).__name__}: {sizes} items")
     if len(df):
         df.index.name = "label"

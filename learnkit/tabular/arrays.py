@@ -29,10 +29,12 @@ def arrays_to_frame(parts: Sequence[tuple[str, Any, Any]], names: Sequence[str] 
                     y_name: str | Sequence[str], vocab: Sequence | None = None) -> tuple[pd.DataFrame, list, list, Any]:
     """``[(what, x, y), ...]`` -> (one DataFrame, its feature names, its target names, the target block)."""
     frames, labels = [], []
+    if names is None and isinstance(parts[0][1], pd.DataFrame):
+        names = [str(c) for c in parts[0][1].columns]  # a DataFrame's own column names, for every split
     for what, x, y in parts:
         df = _features(x, f"{what}[0]" if what != "x" else "x", names)
         frames.append(df)
-        labels += labels_to_list(y, len(df), f"{what}[1]" if what != "x" else "y")
+        labels += labels_to_list(y, len(df), f"{what}[1]" if what != "x" else "y", what="rows")
     df = pd.concat(frames, ignore_index=True)
     block = label_block(labels, vocab)
     if isinstance(labels[0], list):

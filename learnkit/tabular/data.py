@@ -403,8 +403,8 @@ class TabularDataLoaders(DataLoaders):
                     **kwargs: Any) -> "TabularDataLoaders":
         """A feature table held in arrays: ``x`` (N x features, numpy or tensor) and labels ``y``; see ``from_df``.
 
-        Columns are named ``names`` (default ``x0, x1, ...``) and the target ``y_name``; every column is continuous
-        unless listed in ``cat_names``. Class ids or names in ``y`` give a classifier (fastai's ``from_df`` would
+        Columns are named ``names`` (default: a DataFrame's columns, else ``x0, x1, ...``) and the target
+        ``y_name``; every column is continuous unless listed in ``cat_names``. Class ids or names in ``y`` give a classifier (fastai's ``from_df`` would
         make int targets a regression), floats a regression, a 0/1 matrix a multi-label target. ``valid=(xv, yv)``
         replaces the random ``valid_pct`` split. ``predict`` and ``test_dl`` take rows as a DataFrame with those
         column names, e.g. ``pd.DataFrame(x_new, columns=dls.cont_names)``.
@@ -412,7 +412,8 @@ class TabularDataLoaders(DataLoaders):
         from ..data.splitters import RandomSplitter
         from ..data.arrays import as_numpy
         from .arrays import arrays_to_frame
-        parts = [("x", x, y)] + ([("valid", *valid)] if valid is not None else [])
+        from ..data.arrays import check_pair
+        parts = [("x", x, y)] + ([("valid", *check_pair(valid, "valid"))] if valid is not None else [])
         df, x_names, y_names, block = arrays_to_frame(parts, names, y_name, vocab)
         n_train = len(df) - (len(as_numpy(valid[0], 'valid[0]')) if valid is not None else 0)
         valid_idx = list(range(n_train, len(df))) if valid is not None else \

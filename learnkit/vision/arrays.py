@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..data.arrays import as_numpy
 
@@ -17,11 +18,15 @@ __all__ = ["ArrayItems", "images_to_nhwc"]
 
 
 def images_to_nhwc(x: Any, name: str = "x") -> np.ndarray:
-    """N,H,W / N,H,W,C / N,C,H,W images (uint8, integers 0-255 or floats in [0, 1]) -> N,H,W,C uint8."""
+    """N,H,W / N,H,W,C / N,C,H,W images (uint8, integers 0-255 or floats in [0, 1]) -> N,H,W,C uint8.
+
+    When both 4-D layouts fit (e.g. N,3,32,3), a tensor is read as N,C,H,W (torch's layout), an array as N,H,W,C.
+    """
+    channels_first = isinstance(x, torch.Tensor)
     a = as_numpy(x, name)
     if a.ndim == 3:
         a = a[..., None]
-    elif a.ndim == 4 and a.shape[-1] not in (1, 3) and a.shape[1] in (1, 3):
+    elif a.ndim == 4 and a.shape[1] in (1, 3) and (a.shape[-1] not in (1, 3) or channels_first):
         a = a.transpose(0, 2, 3, 1)  # N,C,H,W -> N,H,W,C
     if a.ndim != 4 or a.shape[-1] not in (1, 3) or not len(a):
         raise ValueError(f"from_arrays: {name} has shape {tuple(a.shape)}; expected N,H,W (grey), N,H,W,C or "

@@ -72,7 +72,7 @@ def class_activation_map(learn: "Learner", item: Any, cls: int | None = None,
 def grad_cam(learn: "Learner", item: Any, cls: int | None = None, layer: nn.Module | None = None) -> torch.Tensor:
     """Grad-CAM for class ``cls`` (default: the predicted one) at ``layer`` (default: the body): ``(h, w)``, >= 0."""
     layer = _body_and_head(learn, layer)
-    x = _input(learn, item)
+    x = _input(learn, item).detach().requires_grad_(True)  # a gradient to the layer even when it is frozen
     was_training = learn.model.training
     learn.model.eval()
     try:

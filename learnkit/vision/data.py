@@ -22,7 +22,7 @@ from ..data.getters import ColReader, ImageGetter, RegexLabeller, parent_label, 
 from ..data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from ..data.getters import get_image_files
 from ..utils import Path
-from ..data.arrays import FixedSplitter, label_block, labels_to_list
+from ..data.arrays import FixedSplitter, check_pair, label_block, labels_to_list
 from .arrays import ArrayItems, images_to_nhwc
 from .core import ImageBlock, MaskBlock, PILImage, PILImageBW
 
@@ -109,9 +109,7 @@ class ImageDataLoaders(DataLoaders):
         parts = [("x", "y", x, y)]
         for name, pair in (("valid", valid), ("test", test)):
             if pair is not None:
-                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                    raise TypeError(f"from_arrays: {name}= must be a pair (x, y) of arrays, not {type(pair).__name__}.")
-                parts.append((f"{name}[0]", f"{name}[1]", *pair))
+                parts.append((f"{name}[0]", f"{name}[1]", *check_pair(pair, name)))
         images, labels = [], []
         for xname, yname, xs, ys in parts:
             images.append(images_to_nhwc(xs, xname))
