@@ -472,10 +472,7 @@ class TextDataLoaders(DataLoaders):
         enc = block.text_encoder
         if hasattr(enc, "setup"):
             enc.setup(splits[0][0])
-        all_texts = [t for texts, _ in splits for t in texts]
-        ids = enc.encode(all_texts)
-        n0 = len(splits[0][0])
-        parts = [ids[:n0], ids[n0:]]
+        parts = [enc.encode(texts) if len(texts) else [] for texts, _ in splits]  # the training texts: cached by setup
         blocks = [block] if target is None else [block, target]
         if block.is_lm:
             sl = seq_len or block.seq_len
@@ -607,7 +604,7 @@ class TextDataLoaders(DataLoaders):
     def from_csv(cls, path: Any, csv_fname: str = "labels.csv", header: Any = "infer", delimiter: str | None = None,
                  **kwargs: Any) -> "TextDataLoaders":
         """``from_df`` on the CSV ``path/csv_fname``."""
-        df = pd.read_csv(Path(path) / csv_fname, header=header, delimiter=delimiter)
+        df = pd.read_csv(Path(path) / csv_fname, header=header, **({} if delimiter is None else {"delimiter": delimiter}))
         return cls.from_df(df, path=path, **kwargs)
 
     def __repr__(self) -> str:
