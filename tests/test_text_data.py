@@ -10,7 +10,7 @@ from learnkit.data.getters import ColReader
 from learnkit.data.splitters import ColSplitter
 from learnkit.samples import sample_path
 from learnkit.text import core
-from learnkit.text.core import Tokenizer, lowercase
+from learnkit.text.core import BaseTokenizer, Tokenizer, lowercase
 from learnkit.text.data import LMDataLoader, SortedTextDL, TextBlock, TextDataLoaders, pad_batch
 
 
@@ -122,6 +122,9 @@ def test_from_folder_imdb_layout_and_csv(tmp_path, imdb):
     csv = TextDataLoaders.from_csv(tmp_path, csv_fname="texts.csv", text_col="text", label_col="label",
                                    valid_col="is_valid", bs=16)
     assert csv.train.n == 160 and csv.vocab[1] == ["negative", "positive"]
+    split = TextDataLoaders.from_df(imdb, text_col="text", label_col="label", valid_col="is_valid", bs=16,
+                                    tok_tfm=BaseTokenizer())  # fastai passes tok_tfm as the word tokenizer
+    assert "don't" in split.vocab[0] and "n't" not in split.vocab[0] and "n't" in csv.vocab[0]
     # the same words whichever way the texts come in (ties in frequency keep the order the texts were read)
     assert set(csv.vocab[0]) == set(dls.vocab[0]) and csv.vocab[0][:9] == dls.vocab[0][:9]
 

@@ -89,6 +89,8 @@ class TextBlock(TransformBlock):
                  special_toks: Sequence[str] | None = None, encoder: Any = None, text_cols: Any = None,
                  mark_fields: bool | None = None, encoding: str = "utf8") -> None:
         if encoder is None:
+            if tok_tfm is not None and not isinstance(tok_tfm, Tokenizer):
+                tok_tfm = Tokenizer(tok_tfm)  # a word tokenizer: fastai's default rules around it
             encoder = TextEncoder(tok_tfm, vocab=vocab, min_freq=min_freq, max_vocab=max_vocab,
                                   special_toks=special_toks)
         if text_cols is not None and not isinstance(text_cols, (list, tuple)):
@@ -104,8 +106,9 @@ class TextBlock(TransformBlock):
                 mark_fields: bool | None = None, tok_text_col: str = "text", tok_tfm: Tokenizer | None = None,
                 **kwargs: Any) -> "TextBlock":
         """Texts in the column(s) ``text_cols`` of a DataFrame (several columns are joined with xxfld markers)."""
-        tok_tfm = tok_tfm if tok_tfm is not None else Tokenizer.from_df(text_cols, tok=tok, rules=rules, sep=sep,
-                                                                        n_workers=n_workers)
+        if not isinstance(tok_tfm, Tokenizer):  # fastai's factories pass their tok_tfm as the word tokenizer
+            tok_tfm = Tokenizer.from_df(text_cols, tok=tok if tok_tfm is None else tok_tfm, rules=rules, sep=sep,
+                                        n_workers=n_workers)
         return cls(tok_tfm, vocab=vocab, is_lm=is_lm, seq_len=seq_len, backwards=backwards, min_freq=min_freq,
                    max_vocab=max_vocab, text_cols=text_cols, mark_fields=mark_fields, **kwargs)
 
@@ -115,8 +118,9 @@ class TextBlock(TransformBlock):
                     rules: Sequence[Callable] | None = None, n_workers: int | None = None, encoding: str = "utf8",
                     tok_tfm: Tokenizer | None = None, **kwargs: Any) -> "TextBlock":
         """Texts in the text files under ``path`` (items are file paths)."""
-        tok_tfm = tok_tfm if tok_tfm is not None else Tokenizer.from_folder(path, tok=tok, rules=rules,
-                                                                            n_workers=n_workers)
+        if not isinstance(tok_tfm, Tokenizer):
+            tok_tfm = Tokenizer.from_folder(path, tok=tok if tok_tfm is None else tok_tfm, rules=rules,
+                                            n_workers=n_workers)
         return cls(tok_tfm, vocab=vocab, is_lm=is_lm, seq_len=seq_len, backwards=backwards, min_freq=min_freq,
                    max_vocab=max_vocab, encoding=encoding, **kwargs)
 
