@@ -151,8 +151,14 @@ def test_pretrained_wt103_download_and_match_embeds(server, monkeypatch, tmp_pat
         assert torch.allclose(got["1.decoder.bias"][i], want_b, atol=1e-6), w
     assert torch.equal(got["0.rnns.1.weight_hh_l0_raw"], sd["0.rnns.1.weight_hh_l0_raw"])
     assert not learn.model[0].rnns[0].weight_hh_l0_raw.requires_grad  # frozen: only embeddings + decoder train
-    language_model_learner(lm_dls, AWD_LSTM, config=TINY_LM)  # second time: from the cache
+    clas_dls = TextDataLoaders.from_df(_keyword_df(40, 10), text_col="text", label_col="label",
+                                       valid_col="is_valid", text_vocab=new_vocab, bs=8)
+    clas = text_classifier_learner(clas_dls, AWD_LSTM, config=dict(TINY, output_p=0.1))  # second time: cached
     assert server.hits["/models/wt103-fwd.tgz"] == 1
+    enc = clas.model[0].module.state_dict()
+    assert torch.equal(enc["encoder.weight"], got["0.encoder.weight"])
+    assert torch.equal(enc["rnns.0.module.weight_ih_l0"], sd["0.rnns.0.module.weight_ih_l0"])
+    assert all(p.requires_grad for p in clas.model[1].parameters()) and not clas.model[0].module.encoder.weight.requires_grad
 
 
 def test_pretrained_offline_says_where_to_put_the_files(monkeypatch, tmp_path, lm_dls):

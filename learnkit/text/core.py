@@ -341,8 +341,6 @@ class Numericalize:
             self._set(list(vocab))
 
     def _set(self, vocab: list[str]) -> None:
-        if len(vocab) % 8 != 0:
-            vocab = vocab + ["xxfake"] * (8 - len(vocab) % 8)
         self.vocab = vocab
         self.o2i = {v: k for k, v in enumerate(vocab) if v != "xxfake"}
         self.unk_idx = self.o2i.get(UNK, 0)

@@ -180,14 +180,18 @@ def _pretrained_files(arch: Any, backwards: bool, pretrained_fnames: Sequence[st
     return pth[0], pkl[0]
 
 
-def load_pretrained_lm(model: nn.Module, wgts_fname: str | os.PathLike, vocab_fname: str | os.PathLike,
-                       new_vocab: Sequence[str]) -> nn.Module:
-    """Load fastai-format language-model weights into ``model``, their embeddings matched to ``new_vocab``."""
+def _matched_wgts(wgts_fname: str | os.PathLike, vocab_fname: str | os.PathLike, new_vocab: Sequence[str]) -> dict:
+    """fastai-format language-model weights (a state dict, loaded as tensors only), matched to ``new_vocab``."""
     wgts = torch.load(wgts_fname, map_location="cpu", weights_only=True)
     if isinstance(wgts, dict) and isinstance(wgts.get("model"), dict):
         wgts = wgts["model"]
-    wgts = match_embeds(clean_raw_keys(wgts), read_itos(vocab_fname), new_vocab)
-    load_ignore_keys(model, wgts)
+    return match_embeds(clean_raw_keys(wgts), read_itos(vocab_fname), new_vocab)
+
+
+def load_pretrained_lm(model: nn.Module, wgts_fname: str | os.PathLike, vocab_fname: str | os.PathLike,
+                       new_vocab: Sequence[str]) -> nn.Module:
+    """Load fastai-format language-model weights into ``model``, their embeddings matched to ``new_vocab``."""
+    load_ignore_keys(model, _matched_wgts(wgts_fname, vocab_fname, new_vocab))
     return model
 
 
@@ -319,9 +323,9 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
                         "y_range": None if y_range is None else list(y_range)}
     if pretrained:
         wgts, itos = _pretrained_files(arch, backwards, None, learn)
-        lm = get_language_model(arch, len(vocab), drop_mult=drop_mult)
-        load_pretrained_lm(lm, wgts, itos, vocab)
-        learn.model[0].module.load_state_dict(lm[0].state_dict())
+        encoder = {k[2:]: v for k, v in _matched_wgts(wgts, itos, vocab).items() if k.startswith("0.")}
+        load_ignore_keys(learn.model[0].module, encoder)  # the language model's encoder, not its decoder
+        learn.model.to(learn._model_device())
         learn.freeze()
     return learn
 
