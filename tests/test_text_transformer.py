@@ -15,82 +15,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 pytest.importorskip("transformers", reason='the transformer path needs the text extra: pip install "learnkit[text]"')
 
-from learnkit.export import load_learner, register_data_loaders  # noqa: E402
+from learnkit.export import load_learner  # noqa: E402
 from learnkit.metrics import accuracy  # noqa: E402
+from learnkit.text.all import TextDataLoaders, text_classifier_learner  # noqa: E402
 from learnkit.text.transformer import (MINILM, TransformerClassifier, TransformerNotFoundError,  # noqa: E402
                                        TransformerTextEncoder, resolve_model, transformer_classifier_learner,
                                        transformer_splitter)
 from learnkit.utils import set_seed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-# ---------------------------------------------------------------- a stand-in for T1's text DataLoaders
-class _Loader:
-    """Padded (x, y) batches of encoded texts (right padding), shuffled on training."""
-
-    def __init__(self, ids: list, ys: list | None, bs: int, pad_idx: int, shuffle: bool) -> None:
-        self.ids, self.ys, self.bs, self.pad_idx, self.shuffle = ids, ys, bs, pad_idx, shuffle
-        self.drop_last, self.n_inp, self.device = False, 1, torch.device("cpu")
-
-    def __len__(self) -> int:
-        return (len(self.ids) + self.bs - 1) // self.bs
-
-    def new(self, shuffle: bool = False, **_) -> "_Loader":
-        return _Loader(self.ids, self.ys, self.bs, self.pad_idx, shuffle)
-
-    def __iter__(self):
-        order = torch.randperm(len(self.ids)).tolist() if self.shuffle else list(range(len(self.ids)))
-        for i in range(0, len(order), self.bs):
-            idx = order[i:i + self.bs]
-            L = max(len(self.ids[j]) for j in idx)
-            x = torch.full((len(idx), L), self.pad_idx, dtype=torch.long)
-            for r, j in enumerate(idx):
-                x[r, :len(self.ids[j])] = torch.tensor(self.ids[j])
-            yield (x,) if self.ys is None else (x, torch.tensor([self.ys[j] for j in idx]))
-
-
-class StandInTextDLs:
-    """The parts of T1's classifier TextDataLoaders the transformer learner uses (raw texts kept, re-encodable)."""
-
-    kinds, n_inp, blocks, device = ("text", "category"), 1, None, torch.device("cpu")
-
-    def __init__(self, texts: list, labels: list, is_valid: list, encoder=None, bs: int = 16, vocab=None) -> None:
-        self.texts, self.labels, self.is_valid, self.encoder, self.bs = texts, labels, is_valid, encoder, bs
-        self.vocab = vocab or sorted(set(labels))
-        self.c = len(self.vocab)
-        if encoder is not None and texts:
-            ids, ys = encoder.encode(texts), [self.vocab.index(v) for v in labels]
-            split = [[i for i, v in enumerate(is_valid) if v == flag] for flag in (False, True)]
-            self.train, self.valid = (_Loader([ids[i] for i in s], [ys[i] for i in s], bs, encoder.pad_idx, sh)
-                                      for s, sh in zip(split, (True, False)))
-
-    def __getitem__(self, i: int) -> _Loader:
-        return (self.train, self.valid)[i]
-
-    def with_encoder(self, encoder) -> "StandInTextDLs":
-        return StandInTextDLs(self.texts, self.labels, self.is_valid, encoder, self.bs, self.vocab)
-
-    def test_dl(self, items: list, **_) -> _Loader:
-        return _Loader(self.encoder.encode(list(items)), None, self.bs, self.encoder.pad_idx, False)
-
-    def decode_prediction(self, dl, decoded, probs):
-        return self.vocab[int(decoded)], decoded, probs
-
-    def spec(self) -> dict:
-        return {"type": "standin_text", "vocab": self.vocab, "encoder": self.encoder.spec(), "bs": self.bs}
-
-    @classmethod
-    def from_spec(cls, spec: dict, device=None) -> "StandInTextDLs":
-        return cls([], [], [], TransformerTextEncoder.from_spec(spec["encoder"]), spec["bs"], spec["vocab"])
-
-
-register_data_loaders("standin_text", StandInTextDLs.from_spec)
 
 
 # short reviews written for these tests; the validation ones use other words than the training ones
@@ -133,11 +72,12 @@ NEG_VALID = [
 ]
 
 
-def sentiment_dls(bs: int = 16) -> StandInTextDLs:
-    """48 training and 24 validation sentences, half positive, half negative."""
-    texts = POS_TRAIN + NEG_TRAIN + POS_VALID + NEG_VALID
-    labels = ["positive"] * 24 + ["negative"] * 24 + ["positive"] * 12 + ["negative"] * 12
-    return StandInTextDLs(texts, labels, [False] * 48 + [True] * 24, bs=bs)
+def sentiment_dls(bs: int = 16) -> TextDataLoaders:
+    """48 training and 24 validation sentences, half positive, half negative (fastai's word-level loaders)."""
+    df = pd.DataFrame({"text": POS_TRAIN + NEG_TRAIN + POS_VALID + NEG_VALID,
+                       "label": ["positive"] * 24 + ["negative"] * 24 + ["positive"] * 12 + ["negative"] * 12,
+                       "is_valid": [False] * 48 + [True] * 24})
+    return TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid", bs=bs)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -150,8 +90,8 @@ def enc() -> TransformerTextEncoder:
 def trained(tmp_path_factory):
     """all-MiniLM-L6-v2 fine-tuned on the 48 training sentences (fastai's recipe, learnkit's defaults)."""
     set_seed(0)
-    learn = transformer_classifier_learner(sentiment_dls(), MINILM, max_length=32, metrics=accuracy,
-                                           path=tmp_path_factory.mktemp("tfm"))
+    learn = text_classifier_learner(sentiment_dls(), MINILM, max_length=32, metrics=accuracy,
+                                    path=tmp_path_factory.mktemp("tfm"))  # the str arch goes the transformer way
     learn.fine_tune(3)
     return learn
 
@@ -224,6 +164,17 @@ def test_encoder_round_trip_truncation_and_spec(enc):
 
 
 # ---------------------------------------------------------------- the model
+def test_loaders_are_re_encoded_with_the_models_tokenizer(trained):
+    dls, enc = trained.dls, trained.dls.encoder
+    assert isinstance(enc, TransformerTextEncoder) and enc.max_length == 32 and dls.vocab[1] == ["negative", "positive"]
+    assert len(dls.train.dataset) == 48 and len(dls.valid.dataset) == 24
+    x, y = dls.valid.one_batch()
+    assert x.dtype == torch.long and (x[:, 0] == enc.tokenizer.cls_token_id).all()  # padded at the end
+    lengths = (x != enc.pad_idx).sum(1)
+    assert lengths.max() == x.shape[1] and (lengths[:-1] >= lengths[1:]).all()  # sorted by length, as fastai
+    assert enc.decode(x[0]) in [t.lower() for t in POS_VALID + NEG_VALID]
+
+
 def test_padding_does_not_change_the_logits(trained):
     model, enc = trained.model.eval(), trained.dls.encoder
     short, long = "A short one.", "A much longer review that goes on and on about the plot, the cast and the music."
@@ -274,7 +225,7 @@ def test_fine_tune_learns_sentiment_above_chance(trained):
     acc = trained.validate()[1]
     assert acc >= 0.75, acc  # chance: 0.5; seeds 0-2 reach 0.83-1.0
     label, idx, probs = trained.predict("I really liked that movie! A wonderful, moving film.")
-    assert label == "positive" == trained.dls.vocab[int(idx)]
+    assert label == "positive" == trained.dls.vocab[1][int(idx)]
     assert probs.shape == (2,) and float(probs.sum()) == pytest.approx(1, abs=1e-5)
     assert trained.predict("Awful. The worst film I have ever seen, a waste of time.")[0] == "negative"
 
@@ -282,7 +233,7 @@ def test_fine_tune_learns_sentiment_above_chance(trained):
 @pytest.mark.slow
 def test_export_round_trip_is_pickle_free_with_equal_predictions(trained, tmp_path):
     fname = trained.export(tmp_path / "export.pkl")
-    assert fname.read_bytes()[:1] != b"\x80"  # safetensors, not a pickle
+    assert fname.read_bytes()[8:9] == b"{"  # safetensors (8-byte length, then a JSON header), not a pickle
     loaded = load_learner(fname)
     assert isinstance(loaded.model, TransformerClassifier) and loaded.model_spec == trained.model_spec
     texts = ["I really liked that movie!", "Dull and far too long.", "word " * 300]
