@@ -158,7 +158,8 @@ def test_pretrained_wt103_download_and_match_embeds(server, monkeypatch, tmp_pat
     enc = clas.model[0].module.state_dict()
     assert torch.equal(enc["encoder.weight"], got["0.encoder.weight"])
     assert torch.equal(enc["rnns.0.module.weight_ih_l0"], sd["0.rnns.0.module.weight_ih_l0"])
-    assert all(p.requires_grad for p in clas.model[1].parameters()) and not clas.model[0].module.encoder.weight.requires_grad
+    assert all(p.requires_grad for p in clas.model[1].parameters())
+    assert not clas.model[0].module.encoder.weight.requires_grad  # frozen body
 
 
 def test_pretrained_offline_says_where_to_put_the_files(monkeypatch, tmp_path, lm_dls):

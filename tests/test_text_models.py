@@ -15,7 +15,8 @@ TINY_CLAS = dict(TINY, output_p=0.2)
 def test_state_dict_names_are_fastais():
     lm = get_language_model(AWD_LSTM, 40, config=TINY_LM)
     keys = set(lm.state_dict())
-    for k in ("0.encoder.weight", "0.encoder_dp.emb.weight", "0.rnns.0.weight_hh_l0_raw", "0.rnns.0.module.weight_ih_l0",
+    for k in ("0.encoder.weight", "0.encoder_dp.emb.weight", "0.rnns.0.weight_hh_l0_raw",
+              "0.rnns.0.module.weight_ih_l0",
               "0.rnns.0.module.bias_ih_l0", "0.rnns.0.module.bias_hh_l0", "0.rnns.1.weight_hh_l0_raw",
               "1.decoder.weight", "1.decoder.bias"):
         assert k in keys, k

@@ -26,7 +26,8 @@ __all__ = [
     "Tokenizer", "make_vocab", "Numericalize", "TextEncoder",
 ]
 
-UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ = "xxunk xxpad xxbos xxeos xxfld xxrep xxwrep xxup xxmaj".split()
+UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ = \
+    "xxunk xxpad xxbos xxeos xxfld xxrep xxwrep xxup xxmaj".split()
 #: fastai's special tokens, in fastai's order (their ids in every default vocab: xxunk 0, xxpad 1, xxbos 2...)
 text_spec_tok = [UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ]
 

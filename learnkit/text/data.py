@@ -608,7 +608,8 @@ class TextDataLoaders(DataLoaders):
     def from_csv(cls, path: Any, csv_fname: str = "labels.csv", header: Any = "infer", delimiter: str | None = None,
                  **kwargs: Any) -> "TextDataLoaders":
         """``from_df`` on the CSV ``path/csv_fname``."""
-        df = pd.read_csv(Path(path) / csv_fname, header=header, **({} if delimiter is None else {"delimiter": delimiter}))
+        sep = {} if delimiter is None else {"delimiter": delimiter}
+        df = pd.read_csv(Path(path) / csv_fname, header=header, **sep)
         return cls.from_df(df, path=path, **kwargs)
 
     def __repr__(self) -> str:

@@ -128,7 +128,8 @@ def _scaled(config: dict, drop_mult: float) -> dict:
 
 def _meta(arch: Any) -> dict:
     if arch not in model_meta:
-        raise ValueError(f"Unknown text architecture {arch!r}: learnkit's are {[m['name'] for m in model_meta.values()]} "
+        known = [m["name"] for m in model_meta.values()]
+        raise ValueError(f"Unknown text architecture {arch!r}: learnkit's are {known} "
                          f"(pass the class, e.g. AWD_LSTM), or a transformer name/folder to text_classifier_learner.")
     return model_meta[arch]
 
