@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from learnkit.callback.core import CancelFitException, Callback
 from learnkit.data.external import DownloadError
 from learnkit.export import load_learner
 from learnkit.metrics import accuracy
@@ -90,6 +91,12 @@ def test_language_model_learns_and_transfers_its_encoder(tmp_path, one_thread):
     after = learn.validate()[0]
     assert torch.exp(torch.tensor(after)) < 0.5 * torch.exp(torch.tensor(before))  # perplexity at least halved
     assert learn.predict("this movie is", n_words=4).startswith("xxbos this movie is ")
+    back = load_learner(learn.export("lm.pkl"))  # the language model exports too, vocab in the manifest
+    x = dls_lm.valid.one_batch()[0]
+    learn.model.eval(), learn.model.reset(), back.model.reset()
+    with torch.no_grad():
+        assert torch.allclose(learn.model(x), back.model(x), atol=1e-5)
+    assert back.dls.vocab == dls_lm.vocab
     learn.save_encoder("enc")
     dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid", bs=16,
                                   text_vocab=dls_lm.vocab)
@@ -189,3 +196,24 @@ def test_vocab_file_is_read_without_running_code(tmp_path):
     bad.write_bytes(pickle.dumps([Evil()]))
     with pytest.raises(ValueError, match="builtins.print"):
         read_itos(bad)
+
+
+def test_rnn_regularizer_adds_ar_and_tar_to_the_training_loss(lm_dls):
+    seen = []
+
+    class Spy(Callback):
+        order = 20
+
+        def after_loss(self):
+            if self.learn.training:
+                head = self.learn.model[1]
+                ar = 2.0 * head.out.float().pow(2).mean()
+                tar = 1.0 * (head.raw_out[:, 1:] - head.raw_out[:, :-1]).float().pow(2).mean()
+                seen.append(((self.learn.loss_grad - self.learn.loss).item(), (ar + tar).item()))
+                raise CancelFitException()
+
+    learn = language_model_learner(lm_dls, AWD_LSTM, config=TINY_LM, pretrained=False, cbs=[Spy()])
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1)
+    (extra, expected), = seen
+    assert extra > 0 and extra == pytest.approx(expected, rel=1e-5)
