@@ -11,7 +11,8 @@ from learnkit.data.splitters import ColSplitter
 from learnkit.samples import sample_path
 from learnkit.text import core
 from learnkit.text.core import BaseTokenizer, Tokenizer, lowercase
-from learnkit.text.data import LMDataLoader, SortedTextDL, TextBlock, TextDataLoaders, pad_batch
+from learnkit.text.data import TextBlock, TextDataLoaders
+from learnkit.text.loaders import LMDataLoader, SortedTextDL, pad_batch
 
 
 @pytest.fixture(scope="module")
