@@ -103,6 +103,13 @@ def test_from_df_classifier(imdb):
     assert xt.shape[0] == 2 and dls.encoder.decode(xt[1]) == expected  # in the order given, pads dropped
 
 
+def test_from_df_reads_any_column_names(imdb):
+    odd = imdb.rename(columns={"text": "review text", "label": "class"})
+    dls = TextDataLoaders.from_df(odd, text_col="review text", label_col="class", valid_col="is_valid", bs=16)
+    ref = TextDataLoaders.from_df(imdb, text_col="text", label_col="label", valid_col="is_valid", bs=16)
+    assert dls.vocab == ref.vocab and dls.texts[1][1] == ref.texts[1][1]
+
+
 def test_from_df_language_model_and_shared_vocab(imdb):
     lm = TextDataLoaders.from_df(imdb, text_col="text", is_lm=True, valid_col="is_valid", bs=8, seq_len=20)
     x, y = lm.one_batch()

@@ -126,6 +126,9 @@ _ABBREV = re.compile(r"^(?:[^\W\d_]\.){2,}$|^(?:mr|mrs|ms|dr|vs|etc|jr|sr|prof|i
 _INFIX = re.compile(r"(?<=[^\W\d_])(--|-|…|\.\.\.|[,;:!?])(?=[^\W\d_])")
 
 
+_MEMO_SIZE = 1_000_000
+
+
 class RegexTokenizer:
     """A spaCy-free English word tokenizer: splits like spaCy's on ordinary text ("don't" -> "do n't").
 
@@ -140,6 +143,10 @@ class RegexTokenizer:
                              f"tokenizer of your own, e.g. tok=spaCy's via a small wrapper.")
         self.lang = lang
         self.special_toks = set(text_spec_tok if special_toks is None else special_toks)
+        self._memo: dict[str, list[str]] = {}  # chunk -> tokens: words repeat, so most chunks are split once
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_memo": {}}  # workers start with an empty memo
 
     def _chunk(self, s: str) -> list[str]:
         if s in self.special_toks:
@@ -164,7 +171,15 @@ class RegexTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens of one text."""
-        return [tok for chunk in text.split() for tok in self._chunk(chunk)]
+        memo, out = self._memo, []
+        for chunk in text.split():
+            toks = memo.get(chunk)
+            if toks is None:
+                toks = self._chunk(chunk)
+                if len(memo) < _MEMO_SIZE:
+                    memo[chunk] = toks
+            out.extend(toks)
+        return out
 
     def __call__(self, items: Iterable[str]) -> list[list[str]]:
         """Token lists of ``items``."""
@@ -284,8 +299,8 @@ class Tokenizer:
         return res
 
     def _key(self, texts: Sequence[str]) -> tuple:
-        tok_state = tuple(sorted((k, repr(v)) for k, v in vars(self.tok).items())) if hasattr(self.tok, "__dict__") \
-            else ()
+        tok_state = tuple(sorted((k, repr(v)) for k, v in vars(self.tok).items() if not k.startswith("_"))) \
+            if hasattr(self.tok, "__dict__") else ()
         return (type(self.tok), tok_state, tuple(self.rules), tuple(self.post_rules), _content_key(texts))
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:

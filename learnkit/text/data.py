@@ -4,6 +4,7 @@ text and its encoded ids; batching lives in ``learnkit.text.loaders``.
 """
 from __future__ import annotations
 
+import keyword
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -62,9 +63,7 @@ class _EncodeText:
         return getattr(self.encoder, "vocab", None)
 
     def setup(self, texts: Any) -> None:
-        """Learn the vocab from the training texts (encoders without ``setup`` are fixed)."""
-        if hasattr(self.encoder, "setup"):
-            self.encoder.setup(list(texts))
+        """Nothing here: the vocab is learned when the loaders are built, from all training texts read at once."""
 
     def __call__(self, text: str) -> torch.Tensor:
         """One text -> LongTensor of ids."""
@@ -137,17 +136,28 @@ class TextBlock(TransformBlock):
         getter = dsets.pipelines[k][:len(dsets.pipelines[k]) - len(self.type_tfms)]
         read = getter + [self.reader]
 
+        labelled = not self.is_lm and len(dsets.blocks) > dsets.n_inp
+        target_pipe = dsets.pipelines[dsets.n_inp] if labelled else []
+        # DataFrame rows as namedtuples (much faster than df.iloc[i]) when only learnkit's readers touch them
+        fast_rows = isinstance(dsets.items, pd.DataFrame) and not getter and \
+            all(isinstance(c, str) and c.isidentifier() and not keyword.iskeyword(c) and not c.startswith("_")
+                for c in dsets.items.columns) and \
+            all(isinstance(f, ColReader) or f in _target_tfms(dsets) for f in target_pipe)
+
         def texts_ys(idxs: Sequence[int]) -> tuple[list[str], list | None]:
-            items = [dsets._item(i) for i in idxs]
+            items = list(dsets.items.iloc[list(idxs)].itertuples()) if fast_rows else [dsets._item(i) for i in idxs]
             texts = [_run(read, it) for it in items]
-            if self.is_lm or len(dsets.blocks) <= dsets.n_inp:
-                return texts, None
-            return texts, [_run(dsets.pipelines[dsets.n_inp], it) for it in items]
+            return texts, ([_run(target_pipe, it) for it in items] if labelled else None)
 
         splits = [texts_ys(s) for s in dsets.splits[:2]]
         target = None if self.is_lm else (dsets.blocks[dsets.n_inp] if len(dsets.blocks) > dsets.n_inp else None)
         return TextDataLoaders.from_texts(splits, self, target, bs=bs, val_bs=val_bs, device=device,
                                           shuffle=shuffle, path=path, seq_len=seq_len)
+
+
+def _target_tfms(dsets: Any) -> list:
+    """The type transforms of the target blocks (they take values, not rows)."""
+    return [f for b in dsets.blocks[dsets.n_inp:] for f in b.type_tfms]
 
 
 def _run(fns: Sequence[Callable], x: Any) -> Any:
