@@ -115,6 +115,9 @@ def test_numericalize_round_trip_and_unknown():
 def test_text_encoder_spec_round_trip():
     enc = TextEncoder(min_freq=1)
     texts = ["I loved this film.", "I hated this film!"]
+    with pytest.raises(RuntimeError, match="no vocab yet"):
+        enc.encode(texts)
+    enc.setup(texts)
     ids = enc.encode(texts)
     assert enc.pad_idx == 1 and enc.pad_first
     assert enc.decode(ids[0]) == "xxbos i loved this film ."

@@ -421,7 +421,8 @@ class TextEncoder:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text."""
         if self.num.vocab is None:
-            self.setup(texts)
+            raise RuntimeError("This text encoder has no vocab yet: setup(training_texts) learns it (building the "
+                               "loaders does), or pass vocab=.")
         return [self.num.ids(t) for t in self.tokenizer.tokenize(texts)]
 
     def decode(self, ids: Sequence[int]) -> str:
