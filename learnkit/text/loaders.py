@@ -124,6 +124,7 @@ class LMDataLoader(_TextLoader):
         super().__init__(ids, bs, shuffle, False if drop_last is None else drop_last, device, blocks or [],
                          split_idx)
         self.seq_len, self.backwards = int(seq_len), backwards
+        self._texts: list[torch.Tensor] | None = None  # one tensor per text, made on first use
         n_tok = sum(len(o) for o in self.ids)
         self.bl = (n_tok - 1) // self.bs if n_tok else 0  # tokens per stream
         if self.ids and self.bl == 0:
@@ -138,8 +139,10 @@ class LMDataLoader(_TextLoader):
 
     def streams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This epoch's (x, y) streams, each (bs, tokens per stream); the text order is new each call on training."""
+        if self._texts is None:
+            self._texts = [torch.tensor(o, dtype=torch.long) for o in self.ids]
         order = torch.randperm(len(self.ids)).tolist() if self.shuffle else range(len(self.ids))
-        stream = torch.tensor([t for i in order for t in self.ids[i]], dtype=torch.long)
+        stream = torch.cat([self._texts[i] for i in order])
         if self.backwards:
             stream = stream.flip(0)
         n = self.bl * self.bs
