@@ -83,9 +83,6 @@ class _ItosUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         """Refuse every global: the file can only hold built-in data."""
-        if (module, name) in (("collections", "OrderedDict"),):
-            import collections
-            return collections.OrderedDict
         raise pickle.UnpicklingError(f"the vocab file refers to {module}.{name}; only a plain list of strings is "
                                      f"read (no code is run from pickles).")
 
@@ -234,8 +231,9 @@ class LMLearner(TextLearner):
     """A language-model learner (fastai's ``LMLearner``)."""
 
     def predict(self, text: str, n_words: int = 1, no_unk: bool = True, temperature: float = 1.0,
-                min_p: float | None = None, decoder: Any = None) -> str:
-        """``text`` followed by ``n_words`` tokens sampled from the model (fastai's ``LMLearner.predict``)."""
+                min_p: float | None = None) -> str:
+        """``text`` followed by ``n_words`` tokens sampled from the model (fastai's ``LMLearner.predict``; the
+        tokens are returned as they are, special tokens included)."""
         enc = self.dls.encoder
         ids = enc.encode([text])[0]
         if ids and ids[-1] == enc.num.o2i.get("xxeos", -1):
