@@ -91,6 +91,13 @@ def test_classifier_is_blind_to_left_padding_and_chunks():
     assert torch.allclose(a, b, atol=0.1)
 
 
+def test_config_overrides_the_defaults():
+    lm = get_language_model(AWD_LSTM, 40, config=dict(emb_sz=8, n_hid=12, n_layers=2))
+    assert lm[0].emb_sz == 8 and len(lm[0].rnns) == 2 and lm[1].output_dp.p == 0.1  # the rest: fastai's LM config
+    clas = get_text_classifier(AWD_LSTM, 40, 2, config=dict(emb_sz=8, n_hid=12, n_layers=2))
+    assert clas[0].module.rnns[0].weight_p == 0.5 and clas[1].layers[0][2].in_features == 24
+
+
 def test_drop_mult_and_splits():
     lm = get_language_model(AWD_LSTM, 40, config=TINY_LM, drop_mult=0.5)
     assert lm[0].rnns[0].weight_p == pytest.approx(0.15) and lm[1].output_dp.p == pytest.approx(0.05)

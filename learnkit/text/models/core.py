@@ -135,11 +135,13 @@ def _meta(arch: Any) -> dict:
 
 
 def get_language_model(arch: Any, vocab_sz: int, config: dict | None = None, drop_mult: float = 1.0) -> SequentialRNN:
-    """fastai's language model: ``arch`` encoder + ``LinearDecoder`` (weights tied by default)."""
+    """fastai's language model: ``arch`` encoder + ``LinearDecoder`` (weights tied by default).
+
+    ``config`` overrides the architecture's defaults (``awd_lstm_lm_config``), e.g. ``dict(emb_sz=100)``.
+    """
     meta = _meta(arch)
-    config = _scaled(dict(meta["config_lm"] if config is None else config), drop_mult)
-    tie_weights, output_p, out_bias = (config.pop(k, d) for k, d in (("tie_weights", True), ("output_p", 0.1),
-                                                                           ("out_bias", True)))
+    config = _scaled({**meta["config_lm"], **(config or {})}, drop_mult)  # config overrides the defaults
+    tie_weights, output_p, out_bias = (config.pop(k) for k in ("tie_weights", "output_p", "out_bias"))
     encoder = arch(vocab_sz, **config)
     decoder = LinearDecoder(vocab_sz, config[meta["hid_name"]], output_p,
                             tie_encoder=encoder.encoder if tie_weights else None, bias=out_bias)
@@ -150,12 +152,15 @@ def get_text_classifier(arch: Any, vocab_sz: int, n_class: int, seq_len: int = 7
                         drop_mult: float = 1.0, lin_ftrs: Sequence[int] | None = None,
                         ps: Sequence[float] | None = None, pad_idx: int = 1, max_len: int | None = 72 * 20,
                         y_range: tuple[float, float] | None = None) -> SequentialRNN:
-    """fastai's classifier: ``SentenceEncoder(arch)`` + ``PoolingLinearClassifier`` (concat pooling head)."""
+    """fastai's classifier: ``SentenceEncoder(arch)`` + ``PoolingLinearClassifier`` (concat pooling head).
+
+    ``config`` overrides the architecture's defaults (``awd_lstm_clas_config``), e.g. ``dict(n_layers=2)``.
+    """
     meta = _meta(arch)
-    config = _scaled(dict(meta["config_clas"] if config is None else config), drop_mult)
+    config = _scaled({**meta["config_clas"], **(config or {})}, drop_mult)
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     ps = [0.1] * len(lin_ftrs) if ps is None else list(ps)
     dims = [config[meta["hid_name"]] * 3] + lin_ftrs + [n_class]
-    ps = [config.pop("output_p", 0.4)] + ps
+    ps = [config.pop("output_p")] + ps
     encoder = SentenceEncoder(seq_len, arch(vocab_sz, **config), pad_idx=pad_idx, max_len=max_len)
     return SequentialRNN(encoder, PoolingLinearClassifier(dims, ps, bptt=seq_len, y_range=y_range))
