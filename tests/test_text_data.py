@@ -175,3 +175,17 @@ def test_with_encoder_reencodes_same_splits(imdb):
     assert x.shape[1] == 30 and re.valid.pad_idx == 0 and not re.valid.pad_first
     labels = [sorted(torch.cat([yb for _, yb in d.valid]).tolist()) for d in (re, dls)]
     assert labels[0] == labels[1]
+
+
+def test_multi_label_and_regression_targets():
+    df = pd.DataFrame({"text": [f"movie {i} was {'good' if i % 2 else 'bad'}" for i in range(40)],
+                       "tags": [("pos" if i % 2 else "neg") + (";long" if i % 3 else "") for i in range(40)],
+                       "score": [float(i % 5) for i in range(40)]})
+    multi = TextDataLoaders.from_df(df, text_col="text", label_col="tags", label_delim=";", bs=8, seed=0)
+    x, y = multi.one_batch()
+    assert multi.vocab[1] == ["long", "neg", "pos"] and y.shape == (8, 3) and y.dtype == torch.float32
+    assert set(y.sum(1).tolist()) <= {1.0, 2.0}
+    from learnkit.data.blocks import RegressionBlock
+    reg = TextDataLoaders.from_df(df, text_col="text", label_col="score", y_block=RegressionBlock(), bs=8, seed=0)
+    x, y = reg.one_batch()
+    assert y.shape == (8,) and y.dtype == torch.float32 and reg.c == 1 and set(y.tolist()) <= {0., 1., 2., 3., 4.}
