@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from learnkit.data.block import DataBlock
-from learnkit.data.blocks import CategoryBlock
+from learnkit.data.blocks import CategoryBlock, RegressionBlock
 from learnkit.data.getters import ColReader
 from learnkit.data.splitters import ColSplitter
 from learnkit.samples import sample_path
@@ -185,7 +185,6 @@ def test_multi_label_and_regression_targets():
     x, y = multi.one_batch()
     assert multi.vocab[1] == ["long", "neg", "pos"] and y.shape == (8, 3) and y.dtype == torch.float32
     assert set(y.sum(1).tolist()) <= {1.0, 2.0}
-    from learnkit.data.blocks import RegressionBlock
     reg = TextDataLoaders.from_df(df, text_col="text", label_col="score", y_block=RegressionBlock(), bs=8, seed=0)
     x, y = reg.one_batch()
     assert y.shape == (8,) and y.dtype == torch.float32 and reg.c == 1 and set(y.tolist()) <= {0., 1., 2., 3., 4.}
