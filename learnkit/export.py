@@ -107,6 +107,7 @@ def _register_builtins() -> None:
     register_model_builder("tabular_learner", build_tabular_model)
     register_model_builder("collab_learner", build_collab_model)
     register_data_loaders("tabular", TabularDataLoaders.from_spec)
+    from .text import learner as _text_learner  # noqa: F401  (registers the text builders and loaders)
 
 
 # -- describing
@@ -175,7 +176,11 @@ def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pi
         raise ExportError(f"Model spec builder {spec.get('builder')!r} is not registered: register it with "
                           f"learnkit.export.register_model_builder(name, fn).")
     manifest = _manifest(learn, pickled=spec is None)
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
+    tensors, seen = {}, set()
+    for k, v in learn.model.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        tensors[f"model.{k}"] = v.clone() if v.data_ptr() in seen else v  # tied weights: one copy per name
+        seen.add(v.data_ptr())
     if spec is None:
         buf = io.BytesIO()
         torch.save(learn.model, buf)

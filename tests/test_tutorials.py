@@ -86,7 +86,7 @@ def test_notebook_runs_top_to_bottom(fname, tmp_path, monkeypatch):
     before = _samples_snapshot()
     ns = run_notebook(fname)
     checks = {"01_image_classification.ipynb": check_image_classification, "02_tabular.ipynb": check_tabular,
-              "03_collab.ipynb": check_collab, "04_segmentation.ipynb": check_segmentation}
+              "03_collab.ipynb": check_collab, "04_segmentation.ipynb": check_segmentation, "05_text.ipynb": check_text}
     checks[fname.name](ns, tmp_path)
     assert _samples_snapshot() == before, "the notebook wrote into the installed learnkit/samples"
 
@@ -194,3 +194,17 @@ def check_segmentation(ns: dict, tmp_path: Path) -> None:
     assert ns["pred_mask"].shape == (96, 128) and ns["probs"].shape == (32, 96, 128)
     assert torch.equal(ns["pred_mask"], ns["probs"].argmax(0))
     assert torch.equal(ns["pred_mask_inf"], ns["pred_mask"]) and torch.allclose(ns["probs_inf"], ns["probs"], atol=1e-5)
+
+
+def check_text(ns: dict, tmp_path: Path) -> None:
+    """05: the transformer well above chance (50%) on 40 held-out reviews, predict on a string, export agrees."""
+    import torch
+
+    _check_sample_copy_and_export(ns, tmp_path, "imdb_tiny")
+    dls = ns["dls"]
+    assert ns["df"].shape == (200, 3) and len(dls.train.dataset) == 160 and len(dls.valid.dataset) == 40
+    assert dls.vocab[1] == ["negative", "positive"] and type(ns["learn"].model).__name__ == "TransformerClassifier"
+    assert ns["acc"] > 0.65, f"validation accuracy {ns['acc']:.3f}"  # "about 75% (chance is 50%)"
+    label, idx, probs = ns["label"], ns["idx"], ns["probs"]
+    assert label == "positive" == dls.vocab[1][int(idx)] and float(probs.sum()) == pytest.approx(1, abs=1e-5)
+    assert ns["label_inf"] == label and torch.allclose(ns["probs_inf"], probs, atol=1e-5)

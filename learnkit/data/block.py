@@ -100,14 +100,18 @@ class DataBlock:
                     **kwargs: Any) -> DataLoaders:
         """Build the training and validation DataLoaders for ``source`` (``path``: the source folder by default)."""
         dsets = self.datasets(source, verbose=verbose)
+        if path is None:
+            path = source if isinstance(source, (str, _PathBase)) and os.path.isdir(source) else "."
+        own = next((b for b in dsets.blocks if hasattr(b, "build_dataloaders")), None)
+        if own is not None:  # blocks that batch their own way (text: LM streams, length-sorted batches)
+            return own.build_dataloaders(dsets, bs=bs, val_bs=val_bs, device=device, shuffle=shuffle, path=path,
+                                         **kwargs)
         item_tfms, batch_tfms = self._stage_tfms(dsets.blocks)
         common = dict(num_workers=num_workers, device=device, kinds=dsets.kinds, n_inp=dsets.n_inp,
                       blocks=dsets.blocks, item_tfms=item_tfms, batch_tfms=batch_tfms, **kwargs)
         train = DataLoader(dsets.train, bs=bs, shuffle=shuffle, **common)
         evals = [DataLoader(dsets.subset(i), bs=val_bs or bs, shuffle=False, drop_last=False, **common)
                  for i in range(1, len(dsets.splits))]  # valid, then test when the splitter made one
-        if path is None:
-            path = source if isinstance(source, (str, _PathBase)) and os.path.isdir(source) else "."
         return DataLoaders(train, *evals, path=path, getters=self.getters)
 
     def weighted_dataloaders(self, source: Any, wgts: Any = None, bs: int = 64, verbose: bool = False,

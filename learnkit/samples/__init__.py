@@ -15,7 +15,7 @@ from ..utils import Path
 
 __all__ = ["SAMPLES", "SAMPLE_NAMES", "Sample", "sample_path"]
 
-SAMPLE_NAMES = ("imagenette_tiny", "mnist_tiny", "camvid_tiny", "adult_sample", "movie_lens_sample")
+SAMPLE_NAMES = ("imagenette_tiny", "mnist_tiny", "camvid_tiny", "adult_sample", "movie_lens_sample", "imdb_tiny")
 
 
 class Sample(str):
@@ -40,6 +40,7 @@ class SAMPLES:
     CAMVID_TINY = Sample("camvid_tiny")
     ADULT_SAMPLE = Sample("adult_sample")
     ML_SAMPLE = Sample("movie_lens_sample")
+    IMDB_TINY = Sample("imdb_tiny")
 
 
 def sample_path(name: str) -> Path:
@@ -47,5 +48,5 @@ def sample_path(name: str) -> Path:
     if name not in SAMPLE_NAMES:
         raise ValueError(f"No shipped sample named {name!r}; the samples are {list(SAMPLE_NAMES)} "
                          f"(or the constants SAMPLES.IMAGENETTE_TINY, .MNIST_TINY, .CAMVID_TINY, .ADULT_SAMPLE, "
-                         f".ML_SAMPLE).")
+                         f".ML_SAMPLE, .IMDB_TINY).")
     return Path(__file__).parent / str(name)

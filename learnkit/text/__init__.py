@@ -1,0 +1,1 @@
+"""Text: fastai's tokenization rules, TextBlock / TextDataLoaders, AWD-LSTM learners, and pretrained transformers."""

@@ -1,0 +1,1 @@
+"""Text models: AWD-LSTM and the language-model / classifier wrappers around it."""
