@@ -36,6 +36,7 @@ from learnkit.export import (load_learner)  # noqa: F401
 from learnkit.interpret import (Interpretation, ClassificationInterpretation, SegmentationInterpretation)  # noqa: F401
 from learnkit.samples import (sample_path, SAMPLES)  # noqa: F401
 from learnkit.data.external import (URLs, untar_data, download_url)  # noqa: F401
+from learnkit.layers import (Identity, Lambda, Flatten, View, ResizeBatch, SequentialEx, MergeLayer, in_channels, Embedding, LinBnDrop, trunc_normal_)  # noqa: F401
 
 __all__ = [
     "torch", "nn", "F", "tensor", "np", "pd", "plt", "partial", "Path", "set_seed", "default_device", "atomic_write",
@@ -60,4 +61,6 @@ __all__ = [
     "MixHandler", "MixUp", "CutMix", "ProgressiveResize",
     "SAMPLES", "URLs", "untar_data", "download_url",
     "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
+    "Identity", "Lambda", "Flatten", "View", "ResizeBatch", "SequentialEx", "MergeLayer", "in_channels", "Embedding",
+    "LinBnDrop", "trunc_normal_",
 ]
