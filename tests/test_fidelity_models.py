@@ -92,7 +92,7 @@ def test_vision_learner_splits_and_specs_the_new_archs(tmp_path) -> None:
     from learnkit.vision.backbones import ArchInfo
     for lbl in ("a", "b"):
         (tmp_path / lbl).mkdir()
-        for i in range(2):
+        for i in range(4):
             Image.fromarray(np.full((16, 16, 3), 60 if lbl == "a" else 200, np.uint8)).save(tmp_path / lbl / f"{i}.png")
     dls = ImageDataLoaders.from_folder(tmp_path, valid_pct=0.5, seed=0, bs=2, num_workers=0)
     learn = vision_learner(dls, xse_resnet18, pretrained=False)
