@@ -183,6 +183,7 @@ class Categorify:
 
     def __init__(self) -> None:
         self.classes: dict[str, CategoryMap] = {}
+        self.all_rows = False  # True: vocabularies from the training and validation rows (collab, as fastai)
 
     def setup(self, train: pd.DataFrame, cat_names: Sequence[str]) -> None:
         """Learn each column's vocabulary: its (non-missing) training values sorted, or a pandas categorical's
@@ -465,7 +466,7 @@ class TabularPandas:
                 train = train.copy()
                 p.apply(train, self.cont_names)
             elif isinstance(p, Categorify):
-                p.setup(train, cats)
+                p.setup(df.iloc[self.splits[0] + self.splits[1]] if p.all_rows else train, cats)
             else:
                 p.setup(train, self.cont_names)
         self.cat_names = cats
