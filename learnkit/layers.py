@@ -115,19 +115,12 @@ class View(nn.Module):
         return f"size={self.size}"
 
 
-class ResizeBatch(nn.Module):
+class ResizeBatch(View):
     """Reshape ``x`` to ``size``, keeping the batch dimension (fastai's ``ResizeBatch(*size)``)."""
-
-    def __init__(self, *size: int) -> None:
-        super().__init__()
-        self.size = size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x.view((bs, *size))``."""
         return x.view((x.size(0), *self.size))
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}"
 
 
 class MergeLayer(nn.Module):
