@@ -132,3 +132,4 @@ def test_embedding_dot_bias_bias_shape_as_fastai() -> None:
     assert one.item() == learn.model.i_bias.weight[dls.classes["item"].o2i["m3"], 0].item()
     assert learn.model.bias(["m3", "m4"]).shape == (2,)
     assert learn.model.weight(["m3"]).shape == (1, 5)
+
