@@ -149,6 +149,9 @@ def test_tab_weighted_dl_draws_with_the_weights() -> None:
     assert torch.cat([b[-1].reshape(-1) for b in ordered]).tolist() == list(map(float, range(8)))
     with pytest.raises(ValueError, match="8 rows"):
         TabWeightedDL(to.train, wgts=[1.0, 2.0])
+    again = dl.new(bs=4)  # a copy keeps its weights
+    assert isinstance(again, TabWeightedDL) and np.array_equal(again.wgts, dl.wgts) and again.bs == 4
+    assert not dl.new(shuffle=False).shuffle
     dls = to.weighted_dataloaders(wgts, bs=8, device="cpu")
     assert isinstance(dls.train, TabWeightedDL) and dls.train.shuffle and not isinstance(dls.valid, TabWeightedDL)
     assert set(torch.cat([b[-1].reshape(-1) for b in dls.train]).tolist()) <= {2.0, 5.0}

@@ -50,10 +50,11 @@ class TabWeightedDL(TabDataLoader):
 
     def new(self, dataset: Any = None, **kwargs: Any) -> TabDataLoader:
         """A copy with some attributes changed; the weights stay when the rows do."""
+        wgts = kwargs.pop("wgts", None)
         base = super().new(dataset, **kwargs)
-        if dataset is not None and dataset is not self.dataset:
+        if wgts is None and dataset is not None and dataset is not self.dataset:
             return base
-        return TabWeightedDL(base.dataset, bs=base.bs, wgts=kwargs.get("wgts", self.wgts), shuffle=base.shuffle,
+        return TabWeightedDL(base.dataset, bs=base.bs, wgts=self.wgts if wgts is None else wgts, shuffle=base.shuffle,
                              drop_last=base.drop_last, device=base.device, with_cont=base.with_cont,
                              split_idx=base.split_idx)
 
