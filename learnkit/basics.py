@@ -41,6 +41,7 @@ from learnkit.data.splitters import (TrainValidTestSplitter)  # noqa: F401
 from learnkit.data.imbalance import (WeightedDL, class_weights, label_counts)  # noqa: F401
 from learnkit.callback.hook import (Hook, Hooks, hook_output, hook_outputs, HookCallback, ActivationStats, has_params, flatten_model)  # noqa: F401
 from learnkit.callback.regularizers import (L1L2Regularizer)  # noqa: F401
+from learnkit.layers import (Identity, Lambda, Flatten, View, ResizeBatch, SequentialEx, MergeLayer, in_channels, Embedding, LinBnDrop, trunc_normal_)  # noqa: F401
 
 __all__ = [
     "torch", "nn", "F", "tensor", "np", "pd", "plt", "partial", "Path", "set_seed", "default_device", "atomic_write",
@@ -68,6 +69,8 @@ __all__ = [
     "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
     "TrainValidTestSplitter", "WeightedDL", "class_weights", "label_counts", "Hook", "Hooks", "hook_output",
     "hook_outputs", "HookCallback", "ActivationStats", "has_params", "flatten_model", "L1L2Regularizer",
+    "Identity", "Lambda", "Flatten", "View", "ResizeBatch", "SequentialEx", "MergeLayer", "in_channels", "Embedding",
+    "LinBnDrop", "trunc_normal_",
 ]
 
 # fastai fidelity (issue 13): data transforms, losses, metrics, optimizers, callbacks

@@ -115,8 +115,8 @@ class Interpretation:
         return tuple(v.detach().cpu() if isinstance(v, torch.Tensor) else v for v in b[:self.n_inp])
 
     def __getitem__(self, idxs: Any) -> tuple:
-        """``(inputs, preds, targs, decoded, losses)`` at ``idxs`` (an int, a list or a tensor of indices)."""
-        idxs = _as_idxs(idxs)
+        """``(inputs, preds, targs, decoded, losses)`` at ``idxs`` (an int, a slice, a list or a tensor of indices)."""
+        idxs = _as_idxs(idxs, len(self))
         return (self._inputs_at(idxs), _index(self.preds, idxs), _index(self.targs, idxs), _index(self.decoded, idxs),
                 self.losses[idxs])
 
@@ -227,7 +227,9 @@ class Interpretation:
                             **kwargs)
 
 
-def _as_idxs(idxs: Any) -> list[int]:
+def _as_idxs(idxs: Any, n: int | None = None) -> list[int]:
+    if isinstance(idxs, slice):  # interp[:5], interp[10:20:2] as in fastai
+        return list(range(n))[idxs]
     if isinstance(idxs, torch.Tensor):
         idxs = idxs.tolist()
     if isinstance(idxs, (int, np.integer)):

@@ -480,8 +480,10 @@ class Learner:
 
         ``preds`` are ``act(output)`` (default: the loss's ``activation``, e.g. softmax); ``decoded`` is the loss's
         ``decodes(preds)`` (e.g. argmax). ``dl`` may be any iterable of ``(x, y)`` batches. Learnkit loaders
-        are read unshuffled, so the results are always in dataset order (``reorder`` is kept for fastai scripts).
+        are read unshuffled, so the results are in dataset order (a shuffled ``dl`` too, unless ``reorder=False``).
         """
+        if dl is not None and reorder and getattr(dl, "shuffle", False) and hasattr(dl, "new"):
+            dl = dl.new(shuffle=False)  # dataset order, as fastai's reorder
         dl = self._whole_loader(ds_idx, dl)
         gather = _GatherPreds(with_input, with_loss)
         reduction = getattr(self.loss_func, "reduction", None)
@@ -599,12 +601,12 @@ class Learner:
         else:
             model_state, opt_state = state, None
         self.model.load_state_dict(model_state, strict=strict)
+        if self.opt is None:  # as fastai: a usable optimizer after load, with or without its saved state
+            self.create_opt()
         if with_opt:
             if opt_state is None:
                 warnings.warn(f"{path} holds no optimizer state: only the model weights were loaded.")
             else:
-                if self.opt is None:
-                    self.create_opt()
                 try:
                     self.opt.load_state_dict(opt_state)
                 except (ValueError, KeyError) as e:

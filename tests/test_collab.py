@@ -24,8 +24,8 @@ def test_collab_dataloaders_classes_and_batches():
     dls = CollabDataLoaders.from_df(_toy(), valid_pct=0.34, seed=1, bs=2, device="cpu")
     assert list(dls.classes) == ["u", "item"]
     train_rows = dls.train.dataset.items
-    # vocabularies: '#na#' first, then the users/items of the training rows, sorted; o2i inverts them
-    assert dls.classes["u"][0] == "#na#" and list(dls.classes["u"][1:]) == sorted(set(_toy().u.iloc[dls.train.dataset.idxs]))
+    # vocabularies: '#na#' first, then every user/item of the ratings, sorted (as fastai); o2i inverts them
+    assert dls.classes["u"][0] == "#na#" and list(dls.classes["u"][1:]) == sorted(set(_toy().u))
     assert all(dls.classes["item"].o2i[v] == i for i, v in enumerate(dls.classes["item"]))
     assert len(train_rows) == 4 and len(dls.valid.dataset) == 2
     assert dls.n_inp == 1 and dls.c == 1
@@ -34,7 +34,7 @@ def test_collab_dataloaders_classes_and_batches():
     assert get_emb_sz(dls) == [(len(dls.classes["u"]), 3), (len(dls.classes["item"]), 3)]  # emb_sz_rule
     df = dls.valid.show_batch(show=False)
     assert list(df.columns) == ["u", "item", "r"]
-    assert df["r"].tolist() == pytest.approx(_toy().r.iloc[dls.valid.dataset.idxs].tolist())
+    assert df["r"].tolist() == pytest.approx(_toy().r.loc[dls.valid.items.index].tolist())  # rows keep their labels
 
 
 def test_models_by_hand():
@@ -64,7 +64,7 @@ def test_collab_learner_learns_ranks_predicts_exports(ratings, tmp_path, one_thr
     # weight / bias by original ids
     items = list(dls.classes["movieId"][1:6])
     assert learn.model.bias(items).shape == (5,) and learn.model.weight(items).shape == (5, 50)
-    assert torch.equal(learn.model.bias(items[:1]), learn.model.i_bias.weight[dls.classes["movieId"].o2i[items[0]]].detach())
+    assert torch.equal(learn.model.bias(items[:1]), learn.model.i_bias.weight[dls.classes["movieId"].o2i[items[0]]].detach().squeeze())  # 0-d, as fastai
     with pytest.raises(KeyError, match="not in the vocabulary"):
         learn.model.bias([-12345])
     res = learn.show_results(max_n=3, show=False)
@@ -92,5 +92,5 @@ def test_collab_nn_learner_exports(ratings, tmp_path, one_thread):
         learn.fit_one_cycle(2, 5e-3)
     learn2 = load_learner(learn.export())
     p1, _ = learn.get_preds()
-    p2, _ = learn2.get_preds(dl=learn2.dls.test_dl(ratings.iloc[dls.valid.dataset.idxs]))
+    p2, _ = learn2.get_preds(dl=learn2.dls.test_dl(ratings.loc[dls.valid.items.index]))
     assert torch.allclose(p1, p2, atol=1e-5)

@@ -7,7 +7,6 @@ or a few linear layers) so the whole file runs in well under a minute on two CPU
 """
 import gc
 import shutil
-import time
 
 import pytest
 from matplotlib.figure import Figure
@@ -310,7 +309,8 @@ def test_lesson_learners_dropped_mid_script_stop_their_workers_at_once():
         learn.fit(1)
         workers += [w for dl in (dls.train, dls.valid) for w in dl.torch_dl._iterator._workers]
     del dls, learn
-    t0 = time.perf_counter()
     gc.collect()
-    assert time.perf_counter() - t0 < 3
     assert not any(w.is_alive() for w in workers)
+    # exit code 0: each worker was told to stop and did; torch terminates (exit code -15) a worker still alive
+    # after its 5 s join timeout
+    assert [w.exitcode for w in workers] == [0] * len(workers)

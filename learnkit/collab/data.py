@@ -2,8 +2,9 @@
 
 Batches are ``(x, y)`` with ``x`` the ``(bs, 2)`` int64 ids ``[user, item]`` (``n_inp`` 1, as fastai's collab
 loaders, so hand-written ``forward(self, x)`` models from the lessons work) and ``y`` the ``(bs, 1)`` ratings.
-``dls.classes[user_name]`` / ``dls.classes[item_name]`` are the vocabularies (``'#na#'`` at id 0).
-Users or items never seen in training get id 0 at prediction time, with a warning (see ``TabularPandas.new``).
+``dls.classes[user_name]`` / ``dls.classes[item_name]`` are the vocabularies (``'#na#'`` at id 0) of every user and
+item in the ratings, the validation rows' too (as fastai: ``get_emb_sz`` sizes the embeddings for all of them).
+Users or items not in the ratings get id 0 at prediction time, with a warning (see ``TabularPandas.new``).
 """
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ class CollabDataLoaders(TabularDataLoaders):
         if missing:
             raise KeyError(f"Column(s) {missing} are not in the ratings (columns: {cols}).")
         splits = RandomSplitter(valid_pct=valid_pct, seed=seed)(range(len(ratings)))
-        to = TabularPandas(ratings[[user_name, item_name, rating_name]], procs=[Categorify],
+        cat = Categorify()
+        cat.all_rows = True  # fastai's collab vocabularies hold every user and item of the ratings
+        to = TabularPandas(ratings[[user_name, item_name, rating_name]], procs=[cat],
                            cat_names=[user_name, item_name], y_names=[rating_name], y_block=RegressionBlock(n_out=1),
                            splits=splits)
         return cls.from_tabular(to, bs=bs, path=path, with_cont=False, **kwargs)

@@ -55,9 +55,10 @@ class EmbeddingDotBias(nn.Module):
 
     @torch.no_grad()
     def bias(self, arr: Sequence[Any], is_item: bool = True) -> torch.Tensor:
-        """Learned biases of items (or users) given by their original ids/titles, on the CPU."""
+        """Learned biases of items (or users) given by their original ids/titles, on the CPU, squeezed as fastai's
+        (``bias([item])`` is a 0-d tensor)."""
         layer = self.i_bias if is_item else self.u_bias
-        return layer(self._get_idx(arr, is_item)).squeeze(-1).detach().cpu()
+        return layer(self._get_idx(arr, is_item)).squeeze().detach().cpu()
 
     @torch.no_grad()
     def weight(self, arr: Sequence[Any], is_item: bool = True) -> torch.Tensor:

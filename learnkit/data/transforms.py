@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["Transform", "ToTensor", "IntToFloatTensor", "apply_transforms", "decode_transforms", "sort_by_order"]
+__all__ = ["Transform", "ToTensor", "IntToFloatTensor", "apply_transforms", "decode_transforms", "sort_by_order",
+           "infer_kind"]
 
 TRAIN, VALID = 0, 1
 
@@ -28,8 +29,16 @@ class Transform:
     split_idx: int | None = None  # None: every split; 0: training only; 1: validation only
     random_in_training: bool = False  # draws random parameters per item in training (preload() refuses it there)
 
-    def __call__(self, sample: tuple, kinds: Sequence[str], split_idx: int = TRAIN) -> tuple:
-        """Apply the transform to one sample (item transforms) or one batch (batch transforms)."""
+    def __call__(self, sample: Any, kinds: Sequence[str] | None = None, split_idx: int = TRAIN) -> Any:
+        """Apply the transform to one sample (item transforms) or one batch (batch transforms).
+
+        Called as fastai does, on a bare value (``Resize(10)(img)``, ``AffineCoordTfm(size=10)(x)``) or a tuple of
+        them without ``kinds``, each value's kind comes from its type (see ``infer_kind``) and the same shape returns.
+        """
+        if kinds is None:
+            if isinstance(sample, tuple):
+                return self(sample, tuple(infer_kind(v) for v in sample), split_idx)
+            return self((sample,), (infer_kind(sample),), split_idx)[0]
         if self.split_idx is not None and self.split_idx != split_idx:
             return sample
         self.before_call(sample, kinds, split_idx)
@@ -53,6 +62,16 @@ class Transform:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def infer_kind(value: Any) -> str:
+    """The kind of a bare value: ``'image'`` for a PIL image or an image tensor (CHW or a NCHW batch), else
+    ``'generic'`` (values given without kinds, as when a transform is called on its own)."""
+    if isinstance(value, Image.Image):
+        return "image"
+    if isinstance(value, torch.Tensor) and value.ndim in (3, 4):
+        return "image"
+    return "generic"
 
 
 def sort_by_order(tfms: Sequence[Transform] | Transform | None) -> list[Transform]:

@@ -15,6 +15,8 @@ is turned once into whole tensors (``cats`` int64, ``conts`` float32, ``ys``) th
 """
 from __future__ import annotations
 
+import copy
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,7 +28,7 @@ import torch
 from ..data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock, resolve_block
 from ..data.normalize import Normalize
 
-__all__ = ["NA", "CategoryMap", "Categorify", "FillStrategy", "FillMissing", "TabularNormalize", "TabularPandas",
+__all__ = ["NA", "Procs", "CategoryMap", "Categorify", "FillStrategy", "FillMissing", "TabularNormalize", "TabularPandas",
            "cont_cat_split", "emb_sz_rule", "get_emb_sz"]
 
 NA = "#na#"
@@ -176,6 +178,20 @@ class FillMissing:
         return f"FillMissing(add_col={self.add_col}, na_dict={self.na_dict})"
 
 
+class Procs(list):
+    """The fitted procs of a table, in order; ``procs.categorify``, ``procs.fill_missing``, ``procs.normalize`` as fastai."""
+
+    def __getattr__(self, name: str) -> Any:
+        for p in self:
+            if _snake(_proc_name(p)) == name:
+                return p
+        raise AttributeError(f"No {name!r} in the procs ({[_proc_name(p) for p in self]}).")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 class Categorify:
     """Categorical columns -> int ids; vocabularies from the training rows, ``'#na#'`` (id 0) for missing/unknown."""
 
@@ -183,6 +199,7 @@ class Categorify:
 
     def __init__(self) -> None:
         self.classes: dict[str, CategoryMap] = {}
+        self.all_rows = False  # True: vocabularies from the training and validation rows (collab, as fastai)
 
     def setup(self, train: pd.DataFrame, cat_names: Sequence[str]) -> None:
         """Learn each column's vocabulary: its (non-missing) training values sorted, or a pandas categorical's
@@ -199,8 +216,18 @@ class Categorify:
         unknown = int(((codes == 0) & ~pd.isnull(col).to_numpy()).sum())
         return codes, unknown
 
-    def decode(self, ids: np.ndarray, name: str) -> np.ndarray:
-        """Ids -> values."""
+    def decode(self, ids: Any, name: str | None = None) -> Any:
+        """Ids of column ``name`` -> values; or, as fastai's ``cat.decode(to)``, a copy of the table ``to`` with its
+        categorical columns decoded."""
+        if name is None and isinstance(ids, TabularPandas):
+            out = copy.copy(ids)
+            out.items = ids.items.copy()
+            for n in self.classes:
+                if n in out.items.columns:
+                    out.items[n] = self.decode(out.items[n].to_numpy(), n)
+            return out
+        if name is None:
+            raise TypeError("Categorify.decode(ids, name): name the column the ids belong to, or pass a TabularPandas.")
         return np.asarray(self.classes[name], dtype=object)[np.asarray(ids, dtype=np.int64)]
 
     def state(self) -> dict:
@@ -230,14 +257,17 @@ class TabularNormalize:
 
     order = 99
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Any = None) -> None:
         self.means: dict[str, float] = {}
         self.stds: dict[str, float] = {}
+        self.owner = owner  # the Normalize() the user passed: it gets the fitted means/stds too (fastai's norm.means)
 
     def setup(self, train: pd.DataFrame, cont_names: Sequence[str]) -> None:
         """Mean and (population) std + 1e-7 of each continuous training column, as fastai."""
         self.means = {n: float(train[n].astype(np.float64).mean()) for n in cont_names}
         self.stds = {n: float(train[n].astype(np.float64).std(ddof=0)) + 1e-7 for n in cont_names}
+        if self.owner is not None:
+            self.owner.means, self.owner.stds = self.means, self.stds
 
     def encode(self, x: np.ndarray, cont_names: Sequence[str]) -> np.ndarray:
         """(n, n_cont) array -> normalised."""
@@ -271,7 +301,9 @@ _PROC_TYPES = {"FillMissing": FillMissing, "Categorify": Categorify, "Normalize"
 
 def _resolve_proc(p: Any) -> Any:
     """A proc class or instance -> a fresh (unfitted) or the given proc; ``Normalize`` -> ``TabularNormalize``."""
-    if p is Normalize or isinstance(p, Normalize) or p is TabularNormalize:
+    if isinstance(p, Normalize):
+        return TabularNormalize(owner=p)
+    if p is Normalize or p is TabularNormalize:
         return TabularNormalize()
     if isinstance(p, type) and p in (FillMissing, Categorify):
         return p()
@@ -437,10 +469,13 @@ class TabularPandas:
             raise KeyError(f"Column(s) {missing} are not in the DataFrame (columns: {list(df.columns)}): check "
                            f"cat_names / cont_names / y_names.")
         procs = [] if procs is None else (list(procs) if isinstance(procs, (list, tuple)) else [procs])
-        self.procs = sorted((_resolve_proc(p) for p in procs), key=lambda p: p.order)
+        self.procs = Procs(sorted((_resolve_proc(p) for p in procs), key=lambda p: p.order))
         if splits is None:
             splits = (list(range(len(df))), [])
-        self.splits = (list(map(int, splits[0])), list(map(int, splits[1]) if len(splits) > 1 else []))
+        tr, va = list(map(int, splits[0])), list(map(int, splits[1]) if len(splits) > 1 else [])
+        if tr + va != list(range(len(df))):  # as fastai: the rows become the training rows, then the validation rows
+            df = df.iloc[tr + va]
+        self.splits = (list(range(len(tr))), list(range(len(tr), len(tr) + len(va))))
         self.device = device
         block = _resolve_y_block(y_block, df, self.y_names)
         self.target = _Target(block.kind, self.y_names, block.vocab) if block is not None else None
@@ -465,7 +500,7 @@ class TabularPandas:
                 train = train.copy()
                 p.apply(train, self.cont_names)
             elif isinstance(p, Categorify):
-                p.setup(train, cats)
+                p.setup(df.iloc[self.splits[0] + self.splits[1]] if p.all_rows else train, cats)
             else:
                 p.setup(train, self.cont_names)
         self.cat_names = cats
@@ -508,6 +543,9 @@ class TabularPandas:
             conts = norm.encode(conts, self.cont_names)
             df[self.cont_names] = conts
         if cat is None and self.cat_names:
+            for n in self.cat_names:
+                if pd.api.types.is_bool_dtype(df[n]):  # FillMissing's flags without Categorify: 0/1 ids (fastai)
+                    df[n] = df[n].astype(np.int64)
             bad = [n for n in self.cat_names if not pd.api.types.is_integer_dtype(df[n])]
             if bad:
                 raise ValueError(f"Categorical column(s) {bad} are not integer ids: add Categorify to procs.")
@@ -568,6 +606,34 @@ class TabularPandas:
     def __len__(self) -> int:
         return len(self.items)
 
+    def __getitem__(self, key: Any) -> Any:
+        """``to['a']``: processed column(s) of ``items`` (fastai's indexing)."""
+        return self.items[key]
+
+    @property
+    def iloc(self) -> Any:
+        """Positional indexing of the processed rows (``to.iloc[0]``, ``to.iloc[:5, 0]``): ``items.iloc``."""
+        return self.items.iloc
+
+    @property
+    def loc(self) -> Any:
+        """Label indexing of the processed rows: ``items.loc``."""
+        return self.items.loc
+
+    def decode_row(self, row: pd.Series) -> pd.Series:
+        """One processed row (e.g. ``to.items.iloc[0]``) -> its values as the user knows them (fastai's); the target
+        column is kept as given in ``items``."""
+        out = row.copy().astype(object)
+        cat = self.categorify
+        for n in self.cat_names:
+            if n in row.index and cat is not None:
+                out[n] = cat.decode([row[n]], n)[0]
+        if self.normalize is not None and all(n in row.index for n in self.cont_names):
+            x = np.array([[float(row[n]) for n in self.cont_names]])
+            for n, v in zip(self.cont_names, self.normalize.decode(x, self.cont_names)[0]):
+                out[n] = v
+        return out
+
     @property
     def xs(self) -> pd.DataFrame:
         """The processed input columns (categorical ids, then continuous values), e.g. for a random forest."""
@@ -594,7 +660,7 @@ class TabularPandas:
                            f"rows with the columns the model was trained on.")
         out = TabularPandas.__new__(TabularPandas)
         out.cat_names, out.cont_names, out.y_names = list(self.cat_names), list(self.cont_names), list(self.y_names)
-        out.procs, out.target, out.device = self.procs, self.target, self.device
+        out.procs, out.target, out.device = Procs(self.procs), self.target, self.device
         out.splits = (list(range(len(df))), [])
         df = df.reset_index(drop=True)
         for n in self.cont_names:  # rows read from a Series come back as object columns
@@ -683,7 +749,7 @@ class TabularPandas:
         out = cls.__new__(cls)
         out.cat_names, out.cont_names, out.y_names = list(state["cat_names"]), list(state["cont_names"]), \
             list(state["y_names"])
-        out.procs = [_PROC_TYPES[p["name"]].from_state(p["state"]) for p in state["procs"]]
+        out.procs = Procs(_PROC_TYPES[p["name"]].from_state(p["state"]) for p in state["procs"])
         t = state["target"]
         out.target = None if t is None else _Target(t["kind"], out.y_names, t["vocab"])
         out.splits, out.device = ([], []), None
@@ -700,6 +766,11 @@ class TabularPandas:
         return TabularDataLoaders.from_tabular(self, bs=bs, shuffle_train=shuffle_train, val_bs=val_bs,
                                                device=device if device is not None else self.device, path=path,
                                                with_cont=with_cont, **kwargs)
+
+    def weighted_dataloaders(self, wgts: Sequence[float], bs: int = 64, **kwargs: Any) -> Any:
+        """Loaders whose training rows are drawn with replacement with weights ``wgts`` (``TabWeightedDL``)."""
+        from .weighted import weighted_dataloaders  # the loaders sit on top of this module
+        return weighted_dataloaders(self, wgts, bs=bs, **kwargs)
 
     def show(self, max_n: int = 10) -> pd.DataFrame:
         """The first ``max_n`` rows, decoded."""

@@ -7,21 +7,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import LinBnDrop, SigmoidRange, batchnorm1d
+from ..layers import Embedding, LinBnDrop, SigmoidRange, batchnorm1d
 
 __all__ = ["TabularModel", "Embedding", "LinBnDrop", "tabular_config", "ACTIVATIONS"]
 
 # activations a model spec can name (export stores the class name; rebuilt with default arguments)
 ACTIVATIONS = {c.__name__: c for c in (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Mish, nn.ELU, nn.Tanh,
                                        nn.Sigmoid, nn.PReLU, nn.SELU)}
-
-
-def Embedding(ni: int, nf: int) -> nn.Embedding:
-    """``nn.Embedding`` initialised as fastai's: truncated normal, std 0.01 (cut at two std)."""
-    emb = nn.Embedding(ni, nf)
-    with torch.no_grad():
-        nn.init.trunc_normal_(emb.weight, std=0.01, a=-0.02, b=0.02)
-    return emb
 
 
 def tabular_config(**kwargs: Any) -> dict:

@@ -17,6 +17,8 @@ from learnkit.vision.utils import (download_images)  # noqa: F401
 from learnkit.vision.learner import (create_body, create_head, create_vision_model, num_features_model, has_pool_type, default_split, resnet_split, apply_init, vision_learner, build_vision_model, AdaptiveConcatPool2d, SigmoidRange, sigmoid_range)  # noqa: F401
 from learnkit.vision.widgets import (ImageClassifierCleaner)  # noqa: F401
 from learnkit.vision.cam import (class_activation_map, grad_cam, show_cam)  # noqa: F401
+from learnkit.vision.layers import (SEBlock, SEResNeXtBlock)  # noqa: F401
+from learnkit.vision.xresnet import (xresnext18, xresnext34, xresnext50, xresnext101, xse_resnet18, xse_resnet34, xse_resnet50, xse_resnet101, xse_resnet152, xse_resnext18, xse_resnext34, xse_resnext50, xse_resnext101)  # noqa: F401
 
 __all__ = _basics_all + [
     "SegmentationDataLoaders", "DynamicUnet", "PixelShuffle_ICNR", "icnr_init", "SelfAttention", "ResizeToOrig",
@@ -34,4 +36,7 @@ __all__ = _basics_all + [
     "XResNet", "xresnet_split", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152", "xresnet18_deep",
     "xresnet34_deep", "xresnet50_deep", "xresnet18_deeper", "xresnet34_deeper", "xresnet50_deeper",
     "ImageClassifierCleaner", "class_activation_map", "grad_cam", "show_cam",
+    "SEBlock", "SEResNeXtBlock", "xresnext18", "xresnext34", "xresnext50", "xresnext101", "xse_resnet18",
+    "xse_resnet34", "xse_resnet50", "xse_resnet101", "xse_resnet152", "xse_resnext18", "xse_resnext34",
+    "xse_resnext50", "xse_resnext101",  # LinBnDrop, Embedding and the other learnkit.layers come from basics
 ]

@@ -437,7 +437,7 @@ class Flip(Transform):
         """Training only, unless the output has a fixed ``size`` (then validation resizes, unflipped)."""
         return None if self.size is not None else 0
 
-    def __call__(self, sample: tuple, kinds: Sequence[str], split_idx: int = 0) -> tuple:
+    def __call__(self, sample: Any, kinds: Sequence[str] | None = None, split_idx: int = 0) -> Any:
         """Flip the chosen items; with ``size``, flip and resize in one resampling (``AffineCoordTfm``)."""
         if self.size is None:
             return super().__call__(sample, kinds, split_idx)

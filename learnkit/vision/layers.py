@@ -22,7 +22,7 @@ from torch.nn.utils import spectral_norm
 
 __all__ = [
     "NormType", "BatchNorm", "InstanceNorm", "ConvLayer", "AdaptiveAvgPool", "MaxPool", "AvgPool", "SEModule",
-    "SimpleSelfAttention", "ResBlock",
+    "SimpleSelfAttention", "ResBlock", "SEBlock", "SEResNeXtBlock",
 ]
 
 
@@ -233,3 +233,17 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual sum, then the activation."""
         return self.act(self.convpath(x) + self.idpath(x))
+
+
+def SEBlock(expansion: int, ni: int, nf: int, groups: int = 1, reduction: int = 16, stride: int = 1,
+            **kwargs: Any) -> ResBlock:
+    """fastai's SEBlock: a ``ResBlock`` with squeeze-excitation and hidden widths ``nf * 2`` / ``nf * expansion``."""
+    return ResBlock(expansion, ni, nf, stride=stride, groups=groups, reduction=reduction, nh1=nf * 2,
+                    nh2=nf * expansion, **kwargs)
+
+
+def SEResNeXtBlock(expansion: int, ni: int, nf: int, groups: int = 32, reduction: int = 16, stride: int = 1,
+                   base_width: int = 4, **kwargs: Any) -> ResBlock:
+    """fastai's SEResNeXtBlock: a grouped ``ResBlock`` of width ``floor(nf * base_width / 64) * groups``."""
+    w = math.floor(nf * (base_width / 64)) * groups
+    return ResBlock(expansion, ni, nf, stride=stride, groups=groups, reduction=reduction, nh2=w, **kwargs)

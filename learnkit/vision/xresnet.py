@@ -23,7 +23,9 @@ from .layers import (
     ConvLayer,
     MaxPool,
     ResBlock,
+    SEBlock,
     SEModule,
+    SEResNeXtBlock,
     SimpleSelfAttention,
 )
 
@@ -31,6 +33,9 @@ __all__ = [
     "ConvLayer", "ResBlock", "SEModule", "SimpleSelfAttention", "XResNet", "init_cnn", "xresnet_split",
     "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152",
     "xresnet18_deep", "xresnet34_deep", "xresnet50_deep", "xresnet18_deeper", "xresnet34_deeper", "xresnet50_deeper",
+    "SEBlock", "SEResNeXtBlock", "xresnext18", "xresnext34", "xresnext50", "xresnext101",
+    "xse_resnet18", "xse_resnet34", "xse_resnet50", "xse_resnet101", "xse_resnet152",
+    "xse_resnext18", "xse_resnext34", "xse_resnext50", "xse_resnext101",
 ]
 
 
@@ -73,11 +78,12 @@ class XResNet(nn.Sequential):
                                           ks=self.ks, **kwargs) for i in range(blocks)])
 
 
-def _xresnet(pretrained: bool, expansion: int, layers: Sequence[int], **kwargs: Any) -> XResNet:
+def _xresnet(pretrained: bool, expansion: int, layers: Sequence[int], block: Callable[..., nn.Module] = ResBlock,
+             **kwargs: Any) -> XResNet:
     if pretrained:
         raise ValueError("learnkit ships no pretrained xresnet weights (fastai's come from a download): pass "
                          "pretrained=False, or pretrained='path/to/weights.pth' to vision_learner for a local file.")
-    return XResNet(ResBlock, expansion, layers, **kwargs)
+    return XResNet(block, expansion, layers, **kwargs)
 
 
 def xresnet18(pretrained: bool = False, **kwargs: Any) -> XResNet:
@@ -133,6 +139,78 @@ def xresnet34_deeper(pretrained: bool = False, **kwargs: Any) -> XResNet:
 def xresnet50_deeper(pretrained: bool = False, **kwargs: Any) -> XResNet:
     """XResNet-50 with four extra stages."""
     return _xresnet(pretrained, 4, [3, 4, 6, 3, 1, 1, 1, 1], **kwargs)
+
+
+# fastai's ResNeXt / squeeze-excitation variants: the stage layouts and block arguments of fastai.vision.models.xresnet
+_G0, _G1, _G2, _G3 = [2, 2, 2, 2], [3, 4, 6, 3], [3, 4, 23, 3], [3, 8, 36, 3]
+_SE = dict(block=SEBlock, groups=1, reduction=16)  # fastai's se_kwargs1
+_SE_NEXT = dict(block=SEResNeXtBlock, groups=32, reduction=16)  # se_kwargs2
+_NEXT = dict(block=SEResNeXtBlock, groups=32, reduction=0)  # se_kwargs3: ResNeXt without squeeze-excitation
+
+
+def xresnext18(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XResNeXt-18: grouped (32) basic blocks 2-2-2-2, no squeeze-excitation."""
+    return _xresnet(pretrained, 1, _G0, n_out=n_out, **_NEXT, **kwargs)
+
+
+def xresnext34(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XResNeXt-34: grouped (32) basic blocks 3-4-6-3."""
+    return _xresnet(pretrained, 1, _G1, n_out=n_out, **_NEXT, **kwargs)
+
+
+def xresnext50(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XResNeXt-50: grouped (32) bottleneck blocks 3-4-6-3."""
+    return _xresnet(pretrained, 4, _G1, n_out=n_out, **_NEXT, **kwargs)
+
+
+def xresnext101(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XResNeXt-101: grouped (32) bottleneck blocks 3-4-23-3."""
+    return _xresnet(pretrained, 4, _G2, n_out=n_out, **_NEXT, **kwargs)
+
+
+def xse_resnet18(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNet-18: basic blocks 2-2-2-2 with squeeze-excitation (reduction 16)."""
+    return _xresnet(pretrained, 1, _G0, n_out=n_out, **_SE, **kwargs)
+
+
+def xse_resnet34(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNet-34: basic blocks 3-4-6-3 with squeeze-excitation."""
+    return _xresnet(pretrained, 1, _G1, n_out=n_out, **_SE, **kwargs)
+
+
+def xse_resnet50(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNet-50: bottleneck blocks 3-4-6-3 with squeeze-excitation."""
+    return _xresnet(pretrained, 4, _G1, n_out=n_out, **_SE, **kwargs)
+
+
+def xse_resnet101(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNet-101: bottleneck blocks 3-4-23-3 with squeeze-excitation."""
+    return _xresnet(pretrained, 4, _G2, n_out=n_out, **_SE, **kwargs)
+
+
+def xse_resnet152(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNet-152: bottleneck blocks 3-8-36-3 with squeeze-excitation."""
+    return _xresnet(pretrained, 4, _G3, n_out=n_out, **_SE, **kwargs)
+
+
+def xse_resnext18(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNeXt-18: grouped (32) basic blocks 2-2-2-2 with squeeze-excitation."""
+    return _xresnet(pretrained, 1, _G0, n_out=n_out, **_SE_NEXT, **kwargs)
+
+
+def xse_resnext34(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNeXt-34: grouped (32) basic blocks 3-4-6-3 with squeeze-excitation."""
+    return _xresnet(pretrained, 1, _G1, n_out=n_out, **_SE_NEXT, **kwargs)
+
+
+def xse_resnext50(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNeXt-50: grouped (32) bottleneck blocks 3-4-6-3 with squeeze-excitation."""
+    return _xresnet(pretrained, 4, _G1, n_out=n_out, **_SE_NEXT, **kwargs)
+
+
+def xse_resnext101(n_out: int = 1000, pretrained: bool = False, **kwargs: Any) -> XResNet:
+    """XSE-ResNeXt-101: grouped (32) bottleneck blocks 3-4-23-3 with squeeze-excitation."""
+    return _xresnet(pretrained, 4, _G2, n_out=n_out, **_SE_NEXT, **kwargs)
 
 
 def xresnet_split(model: nn.Module) -> list[list[nn.Parameter]]:
