@@ -15,7 +15,7 @@ from ..utils import Path
 
 __all__ = ["SAMPLES", "SAMPLE_NAMES", "Sample", "sample_path"]
 
-SAMPLE_NAMES = ("imagenette_tiny", "mnist_tiny", "camvid_tiny", "adult_sample", "movie_lens_sample")
+SAMPLE_NAMES = ("imagenette_tiny", "mnist_tiny", "camvid_tiny", "adult_sample", "movie_lens_sample", "pets_tiny")
 
 
 class Sample(str):
@@ -40,6 +40,7 @@ class SAMPLES:
     CAMVID_TINY = Sample("camvid_tiny")
     ADULT_SAMPLE = Sample("adult_sample")
     ML_SAMPLE = Sample("movie_lens_sample")
+    PETS_TINY = Sample("pets_tiny")  # a subset of URLs.PETS: images/ only
 
 
 def sample_path(name: str) -> Path:
