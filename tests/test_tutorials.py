@@ -213,7 +213,7 @@ def check_pets(ns: dict, tmp_path: Path) -> None:
     assert Path(ns["source"]).parent == sample_path("imagenette_tiny") / "val" / "n02102040"  # the fallback image
     assert ns["label"] is False and float(ns["probs"][1]) < 0.5  # an English springer is not a cat
     assert ns["label_inf"] == ns["label"] and torch.allclose(ns["probs_inf"], ns["probs"], atol=1e-5)
-    assert Path(ns["fname"]).resolve() == path.parent / "export.pkl"
+    assert Path(ns["fname"]).resolve() == path / "export.pkl"
 
 
 def check_bears(ns: dict, tmp_path: Path) -> None:
