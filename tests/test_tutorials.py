@@ -86,7 +86,12 @@ def test_notebook_runs_top_to_bottom(fname, tmp_path, monkeypatch):
     before = _samples_snapshot()
     ns = run_notebook(fname)
     checks = {"01_image_classification.ipynb": check_image_classification, "02_tabular.ipynb": check_tabular,
-              "03_collab.ipynb": check_collab, "04_segmentation.ipynb": check_segmentation, "05_text.ipynb": check_text}
+              "03_collab.ipynb": check_collab, "04_segmentation.ipynb": check_segmentation,
+              "05_pets.ipynb": check_pets, "05_text.ipynb": check_text, "06_bears.ipynb": check_bears,
+              "07_potatoes.ipynb": check_potatoes,
+              "08_imagenette_sota.ipynb": check_imagenette_sota,
+              "09_lr_find_and_freezing.ipynb": check_lr_find_and_freezing,
+              "10_callbacks_and_curves.ipynb": check_callbacks_and_curves}
     checks[fname.name](ns, tmp_path)
     assert _samples_snapshot() == before, "the notebook wrote into the installed learnkit/samples"
 
@@ -208,3 +213,104 @@ def check_text(ns: dict, tmp_path: Path) -> None:
     label, idx, probs = ns["label"], ns["idx"], ns["probs"]
     assert label == "positive" == dls.vocab[1][int(idx)] and float(probs.sum()) == pytest.approx(1, abs=1e-5)
     assert ns["label_inf"] == label and torch.allclose(ns["probs_inf"], probs, atol=1e-5)
+
+
+def check_pets(ns: dict, tmp_path: Path) -> None:
+    """05: cats vs dogs from file names well above guessing; no upload -> the shipped springer is a dog; export agrees."""
+    import torch
+
+    from learnkit.samples import sample_path
+
+    path = Path(ns["path"]).resolve()
+    assert path == (tmp_path / "learnkit_home" / "data" / "learnkit_samples" / "pets_tiny" / "images").resolve()
+    dls = ns["dls"]
+    assert dls.vocab == [False, True] and len(dls.train.dataset) + len(dls.valid.dataset) == 96
+    cats = sum(ns["is_cat"](f.name) for f in dls.valid.dataset.items) / len(dls.valid.dataset)
+    assert ns["majority"] == pytest.approx(max(cats, 1 - cats)) and ns["majority"] < 0.7
+    assert ns["acc"] > ns["majority"] + 0.25, (ns["acc"], ns["majority"])  # "almost every one right"
+    assert ns["uploader"] is not None and not ns["uploader"].value  # the button exists, nothing was uploaded
+    assert Path(ns["source"]).parent == sample_path("imagenette_tiny") / "val" / "n02102040"  # the fallback image
+    assert ns["label"] is False and float(ns["probs"][1]) < 0.5  # an English springer is not a cat
+    assert ns["label_inf"] == ns["label"] and torch.allclose(ns["probs_inf"], ns["probs"], atol=1e-5)
+    assert Path(ns["fname"]).resolve() == path / "export.pkl"
+
+
+def check_bears(ns: dict, tmp_path: Path) -> None:
+    """06: 3 classes well above a third; confusion matrix and top losses agree; the cleaner's choices done on disk."""
+    import torch
+
+    bears = tmp_path / "tutorial_output" / "bears"
+    assert Path(ns["path"]).resolve() == bears.resolve()
+    cm = ns["cm"]
+    assert cm.shape == (3, 3) and cm.sum() == 18 and ns["acc"] == pytest.approx(cm.trace() / 18)
+    assert ns["acc"] > 1 / 3 + 0.3, ns["acc"]
+    losses = ns["losses"]
+    assert losses.shape == (5,) and bool((losses[:-1] >= losses[1:]).all()) and len(set(ns["idxs"].tolist())) == 5
+    (deleted,), ((moved, cat),) = ns["to_delete"], ns["to_move"]
+    assert deleted.parent.name == "church" and not deleted.exists()
+    assert cat == "springer" and not moved.exists() and (bears / "springer" / moved.name).exists()
+    counts = {d.name: len(list(d.iterdir())) for d in bears.iterdir() if d.is_dir()}
+    assert counts == {"tench": 30, "springer": 31, "church": 28}
+    assert len(ns["dls"].train.dataset) + len(ns["dls"].valid.dataset) == 89
+    assert Path(ns["fname"]).resolve() == (bears / "export.pkl").resolve()
+    assert ns["label"] == ns["learn_inf"].dls.vocab[int(ns["idx"])] and abs(float(ns["probs"].sum()) - 1) < 1e-5
+    assert torch.equal(ns["probs"].argmax(), torch.as_tensor(int(ns["idx"])))
+
+
+def check_potatoes(ns: dict, tmp_path: Path) -> None:
+    """07: the damaged file is found and removed from the copy; class counts per split; trained well above chance."""
+    broken = Path(ns["broken"])
+    assert broken.resolve().is_relative_to((tmp_path / "tutorial_output" / "potatoes").resolve())
+    assert ns["failed"] == [broken] and not broken.exists() and len(ns["files"]) == 160
+    counts = ns["counts"]
+    assert counts.to_dict() == {"train": {"3": 40, "7": 40}, "valid": {"3": 40, "7": 40}}
+    assert ns["dls"].vocab == ["3", "7"] and len(ns["dls"].train.dataset) == 80
+    assert ns["acc"] > 0.8, ns["acc"]
+
+
+def check_imagenette_sota(ns: dict, tmp_path: Path) -> None:
+    """08: xresnet from scratch with label smoothing and MixUp, 32 then 48 px, learns well above 10%; TTA too."""
+    from learnkit.callback.mixup import MixUp
+    from learnkit.losses import LabelSmoothingCrossEntropy
+    from learnkit.vision.xresnet import XResNet
+
+    learn = ns["learn"]
+    assert isinstance(learn.model, XResNet) and isinstance(learn.loss_func, LabelSmoothingCrossEntropy)
+    assert any(isinstance(cb, MixUp) for cb in learn.cbs)
+    assert ns["xb"].shape == (32, 3, 32, 32) and abs(float(ns["xb"].mean())) < 0.5  # normalised
+    assert learn.dls.valid.one_batch()[0].shape[-2:] == (48, 48)  # progressive resizing: the second size
+    assert ns["preds"].shape == (300, 10) and ns["targs"].shape == (300,)
+    assert ns["acc"] > 0.18 and ns["tta_acc"] > 0.18, (ns["acc"], ns["tta_acc"])  # guessing: 0.10
+
+
+def check_lr_find_and_freezing(ns: dict, tmp_path: Path) -> None:
+    """09: every suggestion in range and lr_find leaves the model alone; frozen/unfrozen counts; slice ratio; fp16."""
+    lrs = ns["lrs"]
+    assert lrs._fields == ("minimum", "steep", "valley", "slide")
+    assert all(1e-7 <= v <= 10 for v in lrs) and 1e-5 < lrs.valley < 1e-1, lrs
+    assert ns["unchanged"]
+    assert ns["n_groups"] >= 2 and ns["trainable"] < ns["trainable_unfrozen"]
+    assert ns["trainable_unfrozen"] == sum(p.numel() for p in ns["learn"].model.parameters())
+    group_lrs = ns["group_lrs"]
+    assert group_lrs[-1] / group_lrs[0] == pytest.approx(100, rel=1e-3)  # slice(1e-5, 1e-3)
+    assert all(a < b for a, b in zip(group_lrs, group_lrs[1:]))
+    assert ns["fp16_cbs"] == ["MixedPrecision"]
+    assert not any("Precision" in type(cb).__name__ for cb in ns["learn"].cbs)  # to_fp32 removed it
+    assert ns["acc"] > 0.8, ns["acc"]
+
+
+def check_callbacks_and_curves(ns: dict, tmp_path: Path) -> None:
+    """10: stopped at the first epoch improving by < min_delta; best model reloaded; CSV and TensorBoard agree."""
+    learn, history = ns["learn"], ns["history"]
+    rec = learn.recorder
+    valid = [row[1] for row in rec.values]
+    assert 2 <= len(valid) < 10 and list(history.epoch) == list(range(len(valid)))
+    assert history.valid_loss.tolist() == pytest.approx(valid, abs=1e-6)
+    assert history.train_loss.tolist() == pytest.approx([row[0] for row in rec.values], abs=1e-6)
+    # patience=1: every epoch but the last beat the best so far by min_delta, the last did not
+    assert all(min(valid[:i]) - valid[i] >= 0.02 for i in range(1, len(valid) - 1))
+    assert min(valid[:-1]) - valid[-1] < 0.02
+    assert ns["valid_loss"] == pytest.approx(min(valid), abs=1e-5)  # SaveModelCallback loaded the best back
+    assert (tmp_path / "tutorial_output" / "models" / "best.pth").stat().st_size > 100_000
+    assert ns["tb_valid"] == pytest.approx(valid, abs=1e-5)
+    assert ns["acc"] > 0.8, ns["acc"]

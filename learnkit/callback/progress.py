@@ -1,4 +1,8 @@
-"""Progress bars (tqdm.auto: terminal or notebook) for each training/validation phase, and the per-epoch table."""
+"""Progress bars (tqdm.auto: terminal or notebook) for each training/validation phase, and the per-epoch table.
+
+In a notebook a bar is an ipywidgets widget while its phase runs; when the phase ends it is replaced by its
+final line as plain text, so a saved or ``nbconvert``-ed notebook holds readable lines, not widget references.
+"""
 from __future__ import annotations
 
 import os
@@ -6,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from tqdm.auto import tqdm
+from tqdm.notebook import tqdm as _notebook_tqdm
 
 from ..utils import Path, atomic_write
 from .core import Callback
@@ -54,6 +59,7 @@ class ProgressCallback(Callback):
     def __init__(self, mininterval: float = 0.25) -> None:
         self.mininterval = mininterval
         self.pbar: Any = None
+        self._handle: Any = None  # the notebook display of the bar's widget
         self._in_fit = False
 
     def before_fit(self) -> None:
@@ -70,12 +76,21 @@ class ProgressCallback(Callback):
         desc = f"epoch {learn.epoch + 1}/{learn.n_epoch} {phase}" if self._in_fit else phase
         if total is None:
             desc += " (length unknown)"
-        self.pbar = tqdm(total=total, desc=desc, leave=False, mininterval=self.mininterval, dynamic_ncols=True)
+        if issubclass(tqdm, _notebook_tqdm):  # tqdm.auto chose the widget bar: display it where we can replace it
+            from IPython.display import display
+            self.pbar = tqdm(total=total, desc=desc, leave=False, mininterval=self.mininterval, display=False)
+            self._handle = display(self.pbar.container, display_id=True)
+        else:
+            self.pbar = tqdm(total=total, desc=desc, leave=False, mininterval=self.mininterval, dynamic_ncols=True)
 
     def _close(self) -> None:
         if self.pbar is not None:
+            line = str(self.pbar)  # the final plain-text meter
             self.pbar.close()
             self.pbar = None
+            if self._handle is not None:
+                self._handle.update({"text/plain": line}, raw=True)
+                self._handle = None
 
     def before_train(self) -> None:
         """Open the training bar."""

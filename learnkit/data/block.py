@@ -1,6 +1,7 @@
 """DataBlock: a recipe (blocks, getters, splitter, transforms) that turns a source into DataLoaders."""
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path as _PathBase
@@ -130,6 +131,12 @@ class DataBlock:
                                  f"training); give one weight per item of the source (or per training item).")
             wgts = w
         return dls.weighted(wgts)
+
+    def new(self, item_tfms: Any = None, batch_tfms: Any = None) -> "DataBlock":
+        """A copy of this recipe with other ``item_tfms`` and ``batch_tfms`` (None: none besides the blocks' own)."""
+        res = copy.copy(self)
+        res.item_tfms, res.batch_tfms = _as_list(item_tfms), _as_list(batch_tfms)
+        return res
 
     def _stage_tfms(self, blocks: list[TransformBlock]) -> tuple[list[Transform], list[Transform]]:
         return (sort_by_order(_block_tfms(blocks, "item_tfms") + self.item_tfms),

@@ -15,7 +15,7 @@ from ..utils import Path
 
 __all__ = ["SAMPLES", "SAMPLE_NAMES", "Sample", "sample_path"]
 
-SAMPLE_NAMES = ("imagenette_tiny", "mnist_tiny", "camvid_tiny", "adult_sample", "movie_lens_sample", "imdb_tiny")
+SAMPLE_NAMES = ("imagenette_tiny", "mnist_tiny", "camvid_tiny", "adult_sample", "movie_lens_sample", "imdb_tiny", "pets_tiny")
 
 
 class Sample(str):
@@ -41,6 +41,7 @@ class SAMPLES:
     ADULT_SAMPLE = Sample("adult_sample")
     ML_SAMPLE = Sample("movie_lens_sample")
     IMDB_TINY = Sample("imdb_tiny")
+    PETS_TINY = Sample("pets_tiny")  # a subset of URLs.PETS: images/ only
 
 
 def sample_path(name: str) -> Path:
