@@ -24,6 +24,7 @@ from torch import nn
 
 from .callback.core import (EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
                             CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
+from .callback.finite import FiniteLossGuard
 from .callback.precision import to_bf16, to_channels_last, to_fp16, to_fp32
 from .callback.progress import ProgressCallback, TableWriter
 from .callback.recorder import Recorder
@@ -33,6 +34,7 @@ from .losses import loss_for_kind
 from .metrics import Metric, to_metric
 from .optimizer import Adam
 from .utils import Path, atomic_write, to_device
+from .weights_io import load_model_state, read_weights
 
 __all__ = ["Learner", "trainable_params", "NORM_TYPES"]
 
@@ -132,7 +134,7 @@ class Learner:
         self.cbs: list[Callback] = []
         self._handlers: dict[bool, dict[str, list[Callable[[], None]]]] = {}
         given = _as_list(cbs)
-        defaults = [c for c in (Recorder, ProgressCallback)
+        defaults = [c for c in (Recorder, ProgressCallback, FiniteLossGuard)
                     if not any(isinstance(g, c) or g is c for g in given)]
         self.add_cbs(defaults + given)
 
@@ -473,6 +475,11 @@ class Learner:
 
     def predict(self, item: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """Predict one item (whatever the first block takes): ``(decoded label, decoded tensor, probabilities)``."""
+        if getattr(item, "ndim", 0) == 2 and hasattr(item, "iloc"):  # a DataFrame: one row only
+            if len(item) != 1:
+                raise ValueError(f"learn.predict takes one item, got a DataFrame of {len(item)} rows: pass one row "
+                                 f"(df.iloc[0]), or predict them all with learn.get_preds(dl=learn.dls.test_dl(df)).")
+            item = item.iloc[0]
         dl = self.dls.test_dl([item], num_workers=0)
         with self.no_bar():
             preds, _, decoded = self.get_preds(dl=dl, with_decoded=True)
@@ -541,12 +548,12 @@ class Learner:
             raise FileNotFoundError(f"No saved model at {path}: learn.save({str(file)!r}) writes there "
                                     f"(learn.path={str(self.path)!r}, model_dir={str(self.model_dir)!r}).")
         device = self._model_device() if device is None else device
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = read_weights(path, device)
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             model_state, opt_state = state["model"], state.get("opt")
         else:
             model_state, opt_state = state, None
-        self.model.load_state_dict(model_state, strict=strict)
+        load_model_state(self.model, model_state, path, strict)
         if with_opt:
             if opt_state is None:
                 warnings.warn(f"{path} holds no optimizer state: only the model weights were loaded.")

@@ -8,6 +8,7 @@ split only.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -100,6 +101,7 @@ class Categorize:
         """Learn the vocabulary from the training labels (kept as given when a vocab was passed)."""
         if self.vocab is None:
             labels = [_plain(v) for v in train_labels]
+            _check_labels(labels)
             self.vocab = _sorted_unique(labels) if self.sort else list(dict.fromkeys(labels))
             self._o2i = {v: i for i, v in enumerate(self.vocab)}
 
@@ -168,6 +170,18 @@ class RegressionSetup:
 def _plain(v: Any) -> Any:
     """numpy scalars -> Python scalars, so vocabularies are JSON-safe and compare equal."""
     return v.item() if isinstance(v, np.generic) else v
+
+
+def _check_labels(labels: list) -> None:
+    """Refuse ``None`` as a class; warn when the training labels hold a single class."""
+    n_none = sum(v is None for v in labels)
+    if n_none:
+        raise ValueError(f"get_y returned None for {n_none} of {len(labels)} training items: None can't be a class. "
+                         f"Fix get_y (e.g. a regex that doesn't match a file name), or filter those items out.")
+    if labels and len(set(labels)) == 1:
+        warnings.warn(f"The training labels hold a single class ({labels[0]!r}): the model can only predict it and "
+                      f"its accuracy means nothing. Check get_y and the folder layout (one folder per class).",
+                      UserWarning, stacklevel=3)
 
 
 def CategoryBlock(vocab: Sequence | None = None, sort: bool = True) -> TransformBlock:

@@ -20,10 +20,32 @@ from ..utils import Path
 
 __all__ = [
     "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "GrandparentSplitter", "FuncSplitter",
-    "MaskSplitter", "FileSplitter", "ColSplitter", "EndSplitter",
+    "MaskSplitter", "FileSplitter", "ColSplitter", "EndSplitter", "check_splits",
 ]
 
 Splits = tuple[list[int], list[int]]
+
+
+def check_splits(splits: Any, n: int, splitter: Any = None) -> Splits:
+    """Return ``splits`` as two lists of ints after checking them: in range, no repeats, no train/valid overlap."""
+    try:
+        train, valid = ([int(i) for i in s] for s in splits)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"The splitter {splitter!r} must return (train_idxs, valid_idxs), two lists of integer "
+                        f"positions; got {type(splits).__name__} ({e}).") from None
+    for name, idx in (("training", train), ("validation", valid)):
+        bad = [i for i in idx if not 0 <= i < n]
+        if bad:
+            raise IndexError(f"The splitter {splitter!r} gave {name} positions out of range for {n} items: {bad[:5]}. "
+                             f"Positions run from 0 to {n - 1}.")
+        if len(set(idx)) != len(idx):
+            dup = [i for i, c in Counter(idx).items() if c > 1]
+            raise ValueError(f"The splitter {splitter!r} repeats {name} positions {dup[:5]}: each item once only.")
+    leak = sorted(set(train) & set(valid))
+    if leak:
+        raise ValueError(f"The splitter {splitter!r} puts {len(leak)} items in both the training and the validation "
+                         f"set (positions {leak[:5]}): the validation would leak into training. Give disjoint splits.")
+    return train, valid
 
 
 def _iter_items(items: Any) -> Iterable:

@@ -1,0 +1,209 @@
+"""Reliability: bad inputs and faults give a named error or warning, lose nothing, and never a silent wrong result."""
+import errno
+import json
+import os
+import pickle
+import warnings
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader as TorchDataLoader
+from torch.utils.data import TensorDataset
+
+from learnkit.data.block import DataBlock
+from learnkit.data.blocks import CategoryBlock
+from learnkit.data.core import DataLoaders
+from learnkit.data.splitters import IndexSplitter, check_splits
+from learnkit.export import ExportError, load_learner
+from learnkit.learner import Learner
+from learnkit.utils import atomic_write
+from learnkit.vision.core import load_image
+from learnkit.weights_io import WeightsError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _dls(nan_after: int | None = None) -> DataLoaders:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    if nan_after is not None:
+        x[nan_after:] = float("nan")
+    return DataLoaders(TorchDataLoader(TensorDataset(x[:64], y[:64]), batch_size=16),
+                       TorchDataLoader(TensorDataset(x[64:], y[64:]), batch_size=16), device="cpu")
+
+
+def _learn(tmp_path, dls=None, n_out: int = 2) -> Learner:
+    torch.manual_seed(0)
+    return Learner(dls if dls is not None else _dls(), nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, n_out)),
+                   loss_func=nn.CrossEntropyLoss(), path=tmp_path)
+
+
+# -- atomic writes onto paths that are not regular files
+
+def test_atomic_write_refuses_a_directory_and_a_fifo(tmp_path):
+    d = tmp_path / "adir"
+    d.mkdir()
+    with pytest.raises(IsADirectoryError, match="a directory"):
+        with atomic_write(d) as f:
+            f.write(b"x")
+    assert d.is_dir() and list(d.iterdir()) == []
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(IsADirectoryError, match="not a regular file"):
+        with atomic_write(fifo) as f:
+            f.write(b"x")
+    assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["adir", "pipe"]
+
+
+def test_atomic_write_follows_a_symlink_and_keeps_it(tmp_path):
+    target = tmp_path / "real" / "w.bin"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    with atomic_write(link) as f:
+        f.write(b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new" and link.read_bytes() == b"new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["w.bin"]
+
+
+def test_save_and_export_refuse_a_directory(tmp_path):
+    learn = _learn(tmp_path)
+    (tmp_path / "models" / "m.pth").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match="m.pth"):
+        learn.save("m")
+    assert (tmp_path / "models" / "m.pth").is_dir()
+
+
+def test_disk_full_during_save_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    learn = _learn(tmp_path)
+    path = learn.save("m")
+    before = path.read_bytes()
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, k):
+            return getattr(self.f, k)
+
+    import learnkit.utils as lu
+    monkeypatch.setattr(lu.os, "fdopen", lambda *a, **k: Full(real_fdopen(*a, **k)))
+    with torch.no_grad():
+        learn.model[0].weight.add_(1)
+    with pytest.raises(OSError) as e:
+        learn.save("m")
+    assert e.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["m.pth"]
+
+
+# -- NaN / inf loss
+
+def test_nan_loss_stops_the_fit_with_a_warning_and_finite_weights(tmp_path):
+    learn = _learn(tmp_path, _dls(nan_after=40))  # batch 2 of epoch 0 holds NaN inputs
+    with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning, match="epoch 0, batch 2"):
+        learn.fit(3, 1e-2)
+    assert learn.epoch == 0
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+
+
+def test_terminate_on_nan_callback_still_stops_the_fit(tmp_path, capsys):
+    from learnkit.callback.training import TerminateOnNaNCallback
+    learn = _learn(tmp_path, _dls(nan_after=40))
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default guard stands down: one message, not two
+        learn.fit(3, 1e-2, cbs=TerminateOnNaNCallback())
+    assert "stopping the fit" in capsys.readouterr().out and learn.epoch == 0
+
+
+# -- load: another architecture, truncated, pickles that hold code
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # creates the marker file if ever unpickled
+
+
+def test_learn_load_errors_name_the_file_and_never_run_code(tmp_path):
+    learn = _learn(tmp_path)
+    path = learn.save("m")
+    other = _learn(tmp_path, n_out=3)
+    with pytest.raises(WeightsError, match=r"m.pth holds weights of another architecture.*file \(2, 8\), model \(3, 8\)"):
+        other.load("m")
+    (tmp_path / "models" / "cut.pth").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(WeightsError, match="truncated or corrupt"):
+        learn.load("cut")
+    marker = tmp_path / "ran.txt"
+    torch.save({"model": _Evil(str(marker))}, tmp_path / "models" / "evil.pth")
+    with pytest.raises(WeightsError, match="refuses to load") as e:
+        learn.load("evil")
+    assert "weights_only=False" not in str(e.value) and not marker.exists()
+
+
+def test_load_learner_refuses_pickles_and_torch_zips_without_running_them(tmp_path):
+    marker = tmp_path / "ran.txt"
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps(_Evil(str(marker))))
+    torch.save(_Evil(str(marker)), tmp_path / "b.pkl")
+    assert zipfile.is_zipfile(tmp_path / "b.pkl")
+    for name in ("a.pkl", "b.pkl"):
+        with pytest.raises(ExportError, match="never unpickles"):
+            load_learner(tmp_path / name)
+    assert not marker.exists()
+    with pytest.raises(ExportError, match="is a folder"):
+        load_learner(tmp_path)
+
+
+# -- DataBlock: get_y None, leaking splitters, a single class
+
+def test_get_y_none_and_bad_splits_are_refused():
+    items = list(range(20))
+    with pytest.raises(ValueError, match="get_y returned None for 10"):
+        DataBlock(blocks=(CategoryBlock, CategoryBlock), get_x=lambda i: str(i % 3), get_y=lambda i: None if i % 2 else "b",
+                  splitter=IndexSplitter([])).datasets(items)
+    with pytest.raises(ValueError, match="both the training and the validation.*leak"):
+        check_splits(([0, 1, 2], [2, 3]), 5)
+    with pytest.raises(IndexError, match="out of range for 5 items: \\[7\\]"):
+        check_splits(([0, 1], [7]), 5)
+    with pytest.raises(ValueError, match="repeats training positions"):
+        check_splits(([0, 0], [1]), 5)
+
+
+def test_single_class_warns():
+    with pytest.warns(UserWarning, match="single class"):
+        DataBlock(blocks=(CategoryBlock, CategoryBlock), get_x=lambda i: "a", get_y=lambda i: "cat",
+                  splitter=IndexSplitter([0])).datasets(list(range(6)))
+
+
+# -- images: EXIF orientation
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((4, 6, 3), np.uint8)
+    arr[0, 0] = 255  # a white pixel top-left of a 6 wide x 4 high picture
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    fn = tmp_path / "turned.jpg"
+    img.save(fn, quality=100, exif=exif.tobytes())
+    for lazy in (False, True):
+        out = np.asarray(load_image(fn, "RGB", lazy=lazy))
+        assert out.shape == (6, 4, 3)  # displayed upright: 4 wide, 6 high
+        assert out[0, -1].min() > 200 and out[-1, 0].max() < 60  # top-left went to top-right
