@@ -22,6 +22,8 @@ class FiniteLossGuard(Callback):
     """
 
     order = -9
+    _off = False  # get_preds / validate run without before_fit
+    _first_bad: torch.Tensor | None = None
 
     def before_fit(self) -> None:
         """Switch off when ``TerminateOnNaNCallback`` is present (it does the per-batch check itself)."""
@@ -29,7 +31,7 @@ class FiniteLossGuard(Callback):
 
     def before_train(self) -> None:
         """Reset the device-side index of the first non-finite batch."""
-        self._first_bad: torch.Tensor | None = None
+        self._first_bad = None
 
     def after_loss(self) -> None:
         """Check the loss: at once on the CPU, on the device otherwise."""
