@@ -207,3 +207,41 @@ def test_exif_orientation_is_applied(tmp_path):
         out = np.asarray(load_image(fn, "RGB", lazy=lazy))
         assert out.shape == (6, 4, 3)  # displayed upright: 4 wide, 6 high
         assert out[0, -1].min() > 200 and out[-1, 0].max() < 60  # top-left went to top-right
+
+
+# -- collab: columns in the wrong order
+
+def test_collab_columns_in_the_wrong_order_are_caught():
+    from learnkit.collab.data import CollabDataLoaders
+    rng = np.random.default_rng(0)
+    good = pd.DataFrame({"user": rng.integers(0, 50, 400), "item": rng.integers(0, 400, 400),
+                         "rating": rng.integers(1, 6, 400).astype(float) + 0.5})
+    with pytest.raises(ValueError, match="user id column 'rating' holds fractional"):
+        CollabDataLoaders.from_df(good[["rating", "item", "user"]], bs=16)
+    with pytest.raises(ValueError, match="rating column 'user' holds .* not numbers"):
+        CollabDataLoaders.from_df(good.assign(user=good.user.astype(str))[["item", "rating", "user"]], bs=16)
+    ints = good.assign(rating=good.rating.astype(int))
+    with pytest.warns(UserWarning, match="'rating' has only 5 distinct values.*swapped"):
+        CollabDataLoaders.from_df(ints[["rating", "user", "item"]], bs=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dls = CollabDataLoaders.from_df(ints, bs=16)
+    assert len(dls.train.dataset) + len(dls.valid.dataset) == 400
+
+
+# -- predict on a DataFrame of several rows
+
+def test_predict_on_several_rows_raises():
+    from learnkit.tabular.core import Categorify, Normalize
+    from learnkit.tabular.data import TabularDataLoaders
+    from learnkit.tabular.learner import tabular_learner
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.choice(["x", "y"], 60)})
+    df["y"] = np.where(df.a > 0, "pos", "neg")
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify, Normalize], cat_names=["b"], cont_names=["a"],
+                                     y_names="y", bs=16, valid_idx=list(range(45, 60)))
+    learn = tabular_learner(dls, layers=[8])
+    with pytest.raises(ValueError, match="DataFrame of 3 rows.*get_preds"):
+        learn.predict(df.iloc[:3])
+    one = learn.predict(df.iloc[:1])
+    assert one[0]["y"].iloc[0] == learn.predict(df.iloc[0])[0]["y"].iloc[0]
