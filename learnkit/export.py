@@ -30,6 +30,7 @@ from .data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, Tra
 from .data.core import DataLoader, DataLoaders, Datasets
 from .data.transforms import IntToFloatTensor, ToTensor, Transform
 from .utils import Path, atomic_write
+from .weights_io import load_model_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -228,7 +229,7 @@ def _payload_sha256(blob: bytes) -> str:
 
 def _check_head(fname: Path, spec: dict, dls: Any) -> None:
     """Refuse an export whose model head doesn't have one output per label of its vocabulary."""
-    n_out, c = spec.get("n_out"), getattr(dls, "c", None)
+    n_out, c = spec.get("n_out", spec.get("out_sz")), getattr(dls, "c", None)
     if n_out is not None and c is not None and int(n_out) != int(c):
         raise ExportError(f"{fname} is inconsistent: its model has {n_out} outputs but its vocabulary needs {c} "
                           f"(vocab {list(getattr(dls, 'vocab', None) or [])[:10]}); predictions would be mapped onto "
@@ -273,6 +274,9 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool 
     manifest, tensors = _read(fname)
     device = torch.device("cpu") if cpu or not torch.cuda.is_available() else torch.device("cuda")
     spec = manifest["model"]
+    dls = _inference_dls(manifest["data"], device)
+    if not spec.get("pickled"):
+        _check_head(fname, spec, dls)
     if spec.get("pickled"):
         if not pickle_model:
             raise ExportError(f"{fname} holds a pickled model (it was exported with pickle_model=True): loading it runs "
@@ -286,10 +290,7 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool 
             raise ExportError(f"{fname} needs the model builder {spec.get('builder')!r}, which is not registered.")
         model = builder(spec)
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        model.load_state_dict(state)
-    dls = _inference_dls(manifest["data"], device)
-    if not spec.get("pickled"):
-        _check_head(fname, spec, dls)
+        load_model_state(model, state, fname)
     lc = manifest["loss"]
     loss = _LOSSES[lc["name"]](**lc["config"])
     learn = Learner(dls, model.to(device), loss_func=loss, path=fname.parent)

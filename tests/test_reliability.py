@@ -245,3 +245,49 @@ def test_predict_on_several_rows_raises():
         learn.predict(df.iloc[:3])
     one = learn.predict(df.iloc[:1])
     assert one[0]["y"].iloc[0] == learn.predict(df.iloc[0])[0]["y"].iloc[0]
+
+
+# -- load_learner: weights checksum, vocabulary vs head
+
+def _tab_export(tmp_path):
+    from learnkit.tabular.core import Categorify, Normalize
+    from learnkit.tabular.data import TabularDataLoaders
+    from learnkit.tabular.learner import tabular_learner
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.choice(["x", "y"], 60)})
+    df["y"] = np.where(df.a > 0.5, "hi", np.where(df.a < -0.5, "lo", "mid"))
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify, Normalize], cat_names=["b"], cont_names=["a"],
+                                     y_names="y", bs=16, valid_idx=list(range(45, 60)), path=tmp_path)
+    learn = tabular_learner(dls, layers=[8])
+    return learn, learn.export(), df
+
+
+def _rewrite_manifest(fname, edit):
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+    data = fname.read_bytes()
+    meta = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])["__metadata__"]
+    manifest = json.loads(meta["manifest"])
+    edit(manifest)
+    fname.write_bytes(st_save(st_load(data), metadata={**meta, "manifest": json.dumps(manifest)}))
+
+
+def test_load_learner_checks_the_weights_hash_and_the_head(tmp_path):
+    learn, fname, df = _tab_export(tmp_path)
+    good = fname.read_bytes()
+    p0 = load_learner(fname).get_preds(dl=learn.dls.test_dl(df.iloc[:5]))[0]
+    flipped = bytearray(good)
+    flipped[-3] ^= 0x01  # one bit of the last weight
+    fname.write_bytes(bytes(flipped))
+    with pytest.raises(ExportError, match="corrupt.*checksum"):
+        load_learner(fname)
+    fname.write_bytes(good)
+    _rewrite_manifest(fname, lambda m: m.pop("weights_sha256"))  # an export from before the checksum
+    assert torch.allclose(load_learner(fname).get_preds(dl=learn.dls.test_dl(df.iloc[:5]))[0], p0)
+
+    def drop_label(m):
+        m["model"]["out_sz"] = 2
+    fname.write_bytes(good)
+    _rewrite_manifest(fname, drop_label)
+    with pytest.raises(ExportError, match="model has 2 outputs but its vocabulary needs 3"):
+        load_learner(fname)
