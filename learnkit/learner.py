@@ -255,6 +255,8 @@ class Learner:
     def fit(self, n_epoch: int, lr: float | slice | None = None, wd: float | None = None, cbs: Any = None,
             reset_opt: bool = False) -> None:
         """Train for ``n_epoch`` epochs at a constant ``lr`` (default ``self.lr``; a slice gives discriminative lrs)."""
+        if isinstance(n_epoch, bool) or not isinstance(n_epoch, int) or n_epoch < 0:
+            raise ValueError(f"fit needs a whole number of epochs >= 0, got n_epoch={n_epoch!r}: e.g. learn.fit(3).")
         with self.added_cbs(cbs):
             if reset_opt or self.opt is None:
                 self.create_opt()
@@ -264,6 +266,7 @@ class Learner:
                 self._with_events(self._do_fit, "fit", CancelFitException)
             finally:
                 self.dl, self.xb, self.yb, self.pred, self.loss, self.loss_grad = None, (), (), None, None, None
+                self.model.eval()  # as after a complete fit (its validation ran last), also when interrupted
 
     def _do_fit(self) -> None:
         self.train_iter, self.pct_train = 0, 0.0

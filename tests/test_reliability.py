@@ -291,3 +291,26 @@ def test_load_learner_checks_the_weights_hash_and_the_head(tmp_path):
     _rewrite_manifest(fname, drop_label)
     with pytest.raises(ExportError, match="model has 2 outputs but its vocabulary needs 3"):
         load_learner(fname)
+
+
+def test_negative_epochs_and_bad_batch_sizes_are_refused(tmp_path):
+    learn = _learn(tmp_path)
+    with pytest.raises(ValueError, match="n_epoch=-1"):
+        learn.fit(-1)
+    for bs in (0, -4):
+        with pytest.raises(ValueError, match=f"bs \\(the batch size\\) must be a positive integer, got {bs}"):
+            DataBlock(blocks=(CategoryBlock, CategoryBlock), get_x=lambda i: str(i % 3),
+                      get_y=lambda i: str(i % 2)).dataloaders(list(range(20)), bs=bs)
+
+
+def test_model_is_in_eval_mode_after_an_interrupted_fit(tmp_path):
+    from learnkit.callback.core import Callback
+
+    class Boom(Callback):
+        def after_batch(self):
+            if self.learn.training and self.learn.iter == 1:
+                raise KeyboardInterrupt
+    learn = _learn(tmp_path)
+    with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt):
+        learn.fit(1, cbs=Boom())
+    assert not learn.model.training
