@@ -314,3 +314,30 @@ def test_model_is_in_eval_mode_after_an_interrupted_fit(tmp_path):
     with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt):
         learn.fit(1, cbs=Boom())
     assert not learn.model.training
+
+
+# -- a corrupt image at fit, predict and test_dl time
+
+def test_a_corrupt_image_is_named_at_fit_predict_and_test_dl(tmp_path):
+    from learnkit.data.getters import get_image_files, parent_label
+    from learnkit.data.splitters import RandomSplitter
+    from learnkit.vision.augment import Resize
+    from learnkit.vision.core import ImageBlock, ImageLoadError
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    bad = tmp_path / "a" / "broken.png"
+    bad.write_bytes((tmp_path / "a" / "0.png").read_bytes()[:30])  # a truncated download
+    dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=RandomSplitter(0.25, seed=0), item_tfms=Resize(8)).dataloaders(tmp_path, bs=9,
+                                                                                               num_workers=0)
+    learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(192, 2)), path=tmp_path)
+    with learn.no_bar(), learn.no_logging(), pytest.raises(ImageLoadError, match="broken.png"):
+        learn.fit(1)
+    with pytest.raises(ImageLoadError, match="broken.png"):
+        learn.predict(bad)
+    with learn.no_bar(), pytest.raises(ImageLoadError, match="broken.png"):
+        learn.get_preds(dl=dls.test_dl([tmp_path / "b" / "0.png", bad]))
+    assert len(bad.read_bytes()) == 30  # nothing written over the user's file
