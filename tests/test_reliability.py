@@ -341,3 +341,61 @@ def test_a_corrupt_image_is_named_at_fit_predict_and_test_dl(tmp_path):
     with learn.no_bar(), pytest.raises(ImageLoadError, match="broken.png"):
         learn.get_preds(dl=dls.test_dl([tmp_path / "b" / "0.png", bad]))
     assert len(bad.read_bytes()) == 30  # nothing written over the user's file
+
+
+# -- SIGINT mid-epoch with SaveModelCallback, in a real subprocess
+
+_CHILD = """
+import sys, time, pathlib, torch
+sys.path.insert(0, {tests!r})
+from test_reliability import _learn
+from learnkit.callback.core import Callback
+from learnkit.callback.tracker import SaveModelCallback
+out = pathlib.Path({out!r})
+
+class Wait(Callback):
+    def after_batch(self):
+        if self.learn.training and self.learn.epoch == 2 and self.learn.iter == 1:
+            (out / "ready").write_text("x")
+            while True:
+                time.sleep(0.02)  # SIGINT lands here: mid-epoch, between two batches
+
+learn = _learn(out)
+with learn.no_bar(), learn.no_logging():
+    learn.fit(10, 1e-2, cbs=[SaveModelCallback(every_epoch=True, with_opt=True), Wait()])
+"""
+
+
+@pytest.mark.slow
+def test_sigint_mid_epoch_leaves_loadable_checkpoints(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(tests), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(tests=tests, out=str(tmp_path))], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(1200):  # up to 60 s for the child to start and reach epoch 2
+            if (tmp_path / "ready").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (tmp_path / "ready").exists(), proc.communicate()[1].decode()[-2000:]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and b"KeyboardInterrupt" in err
+    files = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert files == ["model_0.pth", "model_1.pth"]  # epochs 0 and 1 saved, no temporary left
+    learn = _learn(tmp_path)
+    for name in ("model_0", "model_1"):
+        learn.load(name)
+        with learn.no_bar():
+            preds, targs = learn.get_preds()
+        assert preds.shape == (32, 2) and torch.isfinite(preds).all()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-2)  # the rebuilt learner trains on from the checkpoint
+    assert learn.recorder.values and not learn.model.training
