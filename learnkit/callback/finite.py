@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -39,7 +40,8 @@ class FiniteLossGuard(Callback):
         if self._off or not self.learn.training or loss is None:
             return
         if loss.device.type == "cpu":
-            if not bool(torch.isfinite(loss).all()):
+            ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())  # ~1 us
+            if not ok:
                 self._stop(self.learn.iter, float(loss.float().mean()))
             return
         bad = ~torch.isfinite(loss).all()
