@@ -73,7 +73,7 @@ def test_atomic_write_follows_a_symlink_and_keeps_it(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["w.bin"]
 
 
-def test_save_and_export_refuse_a_directory(tmp_path):
+def test_save_refuses_a_directory(tmp_path):
     learn = _learn(tmp_path)
     (tmp_path / "models" / "m.pth").mkdir(parents=True)
     with pytest.raises(IsADirectoryError, match="m.pth"):
