@@ -25,6 +25,7 @@ from learnkit.callback.progress import (ProgressCallback, ShowGraphCallback)  # 
 from learnkit.callback.precision import (MixedPrecision)  # noqa: F401
 from learnkit.callback.tracker import (TrackerCallback, SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau)  # noqa: F401
 from learnkit.callback.training import (BnFreeze, GradientAccumulation, GradientClip, TerminateOnNaNCallback)  # noqa: F401
+from learnkit.callback.finite import (FiniteLossGuard)  # noqa: F401
 from learnkit.callback.logger import (CSVLogger, TensorBoardCallback)  # noqa: F401
 from learnkit.callback.mixup import (MixHandler, MixUp, CutMix)  # noqa: F401
 from learnkit.callback.progressive import (ProgressiveResize)  # noqa: F401
@@ -56,7 +57,7 @@ __all__ = [
     "SchedExp", "SchedPoly", "combine_scheds", "combined_cos", "valley", "slide", "minimum", "steep",
     "Recorder", "ProgressCallback", "ShowGraphCallback", "MixedPrecision", "TrackerCallback", "SaveModelCallback",
     "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation", "GradientClip",
-    "TerminateOnNaNCallback", "BnFreeze", "CSVLogger", "TensorBoardCallback", "CrossEntropyLossFlat",
+    "TerminateOnNaNCallback", "FiniteLossGuard", "BnFreeze", "CSVLogger", "TensorBoardCallback", "CrossEntropyLossFlat",
     "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss", "Metric", "AvgMetric",
     "AccumMetric", "accuracy", "error_rate", "top_k_accuracy", "accuracy_multi", "FBeta", "F1Score",

@@ -12,6 +12,7 @@ explicit opt-in ``pickle_model=True``, and such a file loads only with ``pickle_
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import json
@@ -29,6 +30,7 @@ from .data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, Tra
 from .data.core import DataLoader, DataLoaders, Datasets
 from .data.transforms import IntToFloatTensor, ToTensor, Transform
 from .utils import Path, atomic_write
+from .weights_io import load_model_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -185,6 +187,7 @@ def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pi
         buf = io.BytesIO()
         torch.save(learn.model, buf)
         tensors = {"pickled_model": torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)}
+    manifest["weights_sha256"] = _payload_sha256(st_save(tensors))  # the payload doesn't depend on the metadata
     blob = st_save(tensors, metadata={"format": FORMAT, "manifest": json.dumps(manifest)})
     return write_under_path(learn, fname, blob)
 
@@ -205,6 +208,9 @@ def write_under_path(learn: "Learner", fname: str | os.PathLike, blob: bytes) ->
 def _read(fname: Path) -> tuple[dict, dict]:
     if not fname.exists():
         raise FileNotFoundError(f"No export at {fname}: run learn.export() first (it writes under learn.path).")
+    if fname.is_dir():
+        raise ExportError(f"{fname} is a folder, not an export file: give the file learn.export() wrote, "
+                          f"e.g. load_learner({str(fname / 'export.pkl')!r}).")
     data = fname.read_bytes()
     try:
         tensors = st_load(data)
@@ -217,7 +223,27 @@ def _read(fname: Path) -> tuple[dict, dict]:
     if meta.get("format") != FORMAT or "manifest" not in meta:
         raise ExportError(f"{fname} is a safetensors file but not a learnkit export (no learnkit manifest). "
                           f"Load plain weights with learn.load() or model.load_state_dict().")
-    return json.loads(meta["manifest"]), tensors
+    manifest = json.loads(meta["manifest"])
+    digest = manifest.get("weights_sha256")  # exports written before the hash existed still load
+    if digest is not None and _payload_sha256(data) != digest:
+        raise ExportError(f"{fname} is corrupt: its weights don't match the checksum in its manifest (a changed or "
+                          f"damaged byte). Export the learner again, or copy the file again from its source.")
+    return manifest, tensors
+
+
+def _payload_sha256(blob: bytes) -> str:
+    """sha256 of a safetensors file's tensor bytes (what follows the 8-byte length and the JSON header)."""
+    header_len = int.from_bytes(blob[:8], "little")
+    return hashlib.sha256(memoryview(blob)[8 + header_len:]).hexdigest()
+
+
+def _check_head(fname: Path, spec: dict, dls: Any) -> None:
+    """Refuse an export whose model head doesn't have one output per label of its vocabulary."""
+    n_out, c = spec.get("n_out", spec.get("out_sz")), getattr(dls, "c", None)
+    if n_out is not None and c is not None and int(n_out) != int(c):
+        raise ExportError(f"{fname} is inconsistent: its model has {n_out} outputs but its vocabulary needs {c} "
+                          f"(vocab {list(getattr(dls, 'vocab', None) or [])[:10]}); predictions would be mapped onto "
+                          f"the wrong labels. Re-export the learner from the training session.")
 
 
 def _inference_dls(data: dict, device: torch.device) -> DataLoaders:
@@ -258,6 +284,9 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool 
     manifest, tensors = _read(fname)
     device = torch.device("cpu") if cpu or not torch.cuda.is_available() else torch.device("cuda")
     spec = manifest["model"]
+    dls = _inference_dls(manifest["data"], device)
+    if not spec.get("pickled"):
+        _check_head(fname, spec, dls)
     if spec.get("pickled"):
         if not pickle_model:
             raise ExportError(f"{fname} holds a pickled model (it was exported with pickle_model=True): loading it runs "
@@ -271,8 +300,7 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool 
             raise ExportError(f"{fname} needs the model builder {spec.get('builder')!r}, which is not registered.")
         model = builder(spec)
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        model.load_state_dict(state)
-    dls = _inference_dls(manifest["data"], device)
+        load_model_state(model, state, fname)
     lc = manifest["loss"]
     loss = _LOSSES[lc["name"]](**lc["config"])
     learn = Learner(dls, model.to(device), loss_func=loss, path=fname.parent)

@@ -24,6 +24,7 @@ from torch import nn
 
 from .callback.core import (EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
                             CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
+from .callback.finite import FiniteLossGuard
 from .callback.precision import to_bf16, to_channels_last, to_fp16, to_fp32
 from .callback.progress import ProgressCallback, TableWriter
 from .callback.recorder import Recorder
@@ -35,6 +36,7 @@ from .losses import loss_for_kind
 from .metrics import Metric, to_metric
 from .optimizer import Adam
 from .utils import Path, atomic_write, to_device
+from .weights_io import load_model_state, read_weights
 
 __all__ = ["Learner", "trainable_params", "NORM_TYPES"]
 
@@ -138,7 +140,7 @@ class Learner:
         self.cbs: list[Callback] = []
         self._handlers: dict[bool, dict[str, list[Callable[[], None]]]] = {}
         given = _as_list(cbs)
-        defaults = [c for c in (Recorder, ProgressCallback)
+        defaults = [c for c in (Recorder, ProgressCallback, FiniteLossGuard)
                     if not any(isinstance(g, c) or g is c for g in given)]
         self.add_cbs(defaults + given)
 
@@ -277,6 +279,8 @@ class Learner:
         ``start_epoch``: skip the first epochs (the schedule starts where they end); ``resume``: continue exactly
         from a checkpoint ``SaveModelCallback(every_n_batches=..., with_opt=True)`` wrote (see ``learnkit.resume``).
         """
+        if isinstance(n_epoch, bool) or not isinstance(n_epoch, int) or n_epoch < 0:
+            raise ValueError(f"fit needs a whole number of epochs >= 0, got n_epoch={n_epoch!r}: e.g. learn.fit(3).")
         with self.added_cbs(cbs), auto_distrib(self):
             if reset_opt or self.opt is None:
                 self.create_opt()
@@ -289,6 +293,7 @@ class Learner:
             finally:
                 self.remove_cbs(resumer)
                 self.dl, self.xb, self.yb, self.pred, self.loss, self.loss_grad = None, (), (), None, None, None
+                self.model.eval()  # as after a complete fit (its validation ran last), also when interrupted
 
     def _do_fit(self) -> None:
         self.train_iter, self.pct_train = 0, 0.0
@@ -517,6 +522,11 @@ class Learner:
         On plain torch loaders (no blocks) the item is one model input as a tensor or array (a tuple of them for
         several inputs); the label is then the decoded output.
         """
+        if getattr(item, "ndim", 0) == 2 and hasattr(item, "iloc"):  # a DataFrame: one row only
+            if len(item) != 1:
+                raise ValueError(f"learn.predict takes one item, got a DataFrame of {len(item)} rows: pass one row "
+                                 f"(df.iloc[0]), or predict them all with learn.get_preds(dl=learn.dls.test_dl(df)).")
+            item = item.iloc[0]
         if self.dls.blocks is None:
             dl: Any = [_one_sample_batch(item)]
         else:
@@ -595,12 +605,12 @@ class Learner:
             raise FileNotFoundError(f"No saved model at {path}: learn.save({str(file)!r}) writes there "
                                     f"(learn.path={str(self.path)!r}, model_dir={str(self.model_dir)!r}).")
         device = self._model_device() if device is None else device
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = read_weights(path, device)
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             model_state, opt_state = state["model"], state.get("opt")
         else:
             model_state, opt_state = state, None
-        self.model.load_state_dict(model_state, strict=strict)
+        load_model_state(self.model, model_state, path, strict)
         if self.opt is None:  # as fastai: a usable optimizer after load, with or without its saved state
             self.create_opt()
         if with_opt:

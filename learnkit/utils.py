@@ -86,6 +86,17 @@ def default_device(use: bool | str | torch.device | None = None) -> torch.device
 _WRITE_MODES = {"w", "wb", "w+", "wb+", "w+b", "wt", "wt+", "w+t"}
 
 
+def _regular_target(target: pathlib.Path) -> pathlib.Path:
+    """Resolve a symlink to the file it names; refuse a target that exists and is not a regular file."""
+    if target.is_symlink():
+        target = pathlib.Path(os.path.realpath(target))  # write the link's target, never replace the link
+    if target.exists() and not target.is_file():
+        kind = "a directory" if target.is_dir() else "not a regular file (a device, fifo or socket)"
+        raise IsADirectoryError(f"Can't write {str(target)!r}: it is {kind}; give the path of a regular file "
+                                f"(e.g. {str(target / 'model.pth') if target.is_dir() else 'model.pth'!r}).")
+    return target
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Write ``path`` all at once: yield a temp file in the same folder, ``os.replace`` it onto ``path`` on success.
@@ -95,7 +106,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     if mode not in _WRITE_MODES:
         raise ValueError(f"atomic_write mode must be a write mode such as 'wb' or 'w', got {mode!r} "
                          f"(appending can't be atomic: read the file, then write it whole).")
-    target = pathlib.Path(path)
+    target = _regular_target(pathlib.Path(path))
     folder = target.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"Can't write {str(target)!r}: its folder {str(folder)!r} does not exist; "

@@ -183,8 +183,13 @@ def test_terminate_on_inf_in_validation():
     assert learn.epoch == 0 and learn.recorder.values == [] and loss.calls == 5
 
 
-def test_without_terminate_nan_poisons_the_weights():
+def test_without_terminate_nan_the_default_guard_stops_and_can_be_removed():
     learn = make_learner(bs=8, loss_func=NaNOnCall(bad=3))
+    with learn.no_logging(), pytest.warns(RuntimeWarning, match="epoch 0, batch 2"):
+        learn.fit(1)
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+    learn = make_learner(bs=8, loss_func=NaNOnCall(bad=3))
+    learn.remove_cb(learn.finite_loss_guard)  # opting out: the NaN then reaches the weights
     with learn.no_logging():
         learn.fit(1)
     assert not all(torch.isfinite(p).all() for p in learn.model.parameters())

@@ -9,8 +9,10 @@ Users or items not in the ratings get id 0 at prediction time, with a warning (s
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..data.blocks import RegressionBlock
@@ -20,6 +22,26 @@ from ..tabular.data import TabularDataLoaders
 from ..utils import Path
 
 __all__ = ["CollabDataLoaders"]
+
+
+def _check_roles(df: pd.DataFrame, user_name: Any, item_name: Any, rating_name: Any) -> None:
+    """Refuse a table whose columns look swapped: ratings (fractional or non-numeric) used as ids or as the target."""
+    r = df[rating_name]
+    if not pd.api.types.is_numeric_dtype(r) or pd.api.types.is_bool_dtype(r):
+        raise ValueError(f"The rating column {rating_name!r} holds {r.dtype} values, not numbers: the columns are in "
+                         f"another order than user, item, rating. Name them: from_df(df, user_name=..., "
+                         f"item_name=..., rating_name=...).")
+    for role, name in (("user", user_name), ("item", item_name)):
+        c = df[name]
+        if pd.api.types.is_float_dtype(c) and not np.allclose(c.dropna() % 1, 0):
+            raise ValueError(f"The {role} id column {name!r} holds fractional numbers ({c.head(3).tolist()}), which "
+                             f"look like ratings: the columns are in another order than user, item, rating. Name "
+                             f"them: from_df(df, user_name=..., item_name=..., rating_name=...).")
+        if c.nunique() <= 10 < r.nunique() // 10:
+            warnings.warn(f"The {role} id column {name!r} has only {c.nunique()} distinct values while the rating "
+                          f"column {rating_name!r} has {r.nunique()}: the columns look swapped (ratings used as "
+                          f"{role} ids). Name them: from_df(df, user_name=..., item_name=..., rating_name=...).",
+                          UserWarning, stacklevel=3)
 
 
 class CollabDataLoaders(TabularDataLoaders):
@@ -40,6 +62,7 @@ class CollabDataLoaders(TabularDataLoaders):
         missing = [n for n in (user_name, item_name, rating_name) if n not in ratings.columns]
         if missing:
             raise KeyError(f"Column(s) {missing} are not in the ratings (columns: {cols}).")
+        _check_roles(ratings, user_name, item_name, rating_name)
         splits = RandomSplitter(valid_pct=valid_pct, seed=seed)(range(len(ratings)))
         cat = Categorify()
         cat.all_rows = True  # fastai's collab vocabularies hold every user and item of the ratings

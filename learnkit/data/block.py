@@ -12,7 +12,7 @@ import torch
 
 from .blocks import TransformBlock, resolve_block
 from .core import DataLoader, DataLoaders, Datasets, _block_tfms
-from .splitters import RandomSplitter
+from .splitters import RandomSplitter, check_splits
 from .transforms import TRAIN, Transform, sort_by_order
 
 __all__ = ["DataBlock"]
@@ -80,9 +80,8 @@ class DataBlock:
         """Items from ``source`` -> split -> a ``Datasets`` with vocabularies learned on the training split."""
         blocks = self._new_blocks()
         items = self._items(source)
-        splits = self.splitter(items)
-        train, valid = list(splits[0]), list(splits[1])
-        extra = [list(s) for s in splits[2:]]  # a third split is the test set
+        splits = check_splits(self.splitter(items), len(items), self.splitter)
+        train, valid, extra = splits[0], splits[1], splits[2:]  # a third split is the test set
         if not train:
             raise ValueError(f"The splitter {self.splitter!r} put none of the {len(items)} items in the training set: "
                              f"check its arguments (e.g. train_name/valid_name, valid_pct).")

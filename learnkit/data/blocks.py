@@ -187,7 +187,9 @@ class Categorize:
     def setup(self, train_labels: Iterable) -> None:
         """Learn the vocabulary from the training labels (kept when a vocab was given)."""
         if self.vocab is None:
-            self._set_vocab(CategoryMap([_plain(v) for v in train_labels], sort=self.sort, add_na=self.add_na))
+            labels = [_plain(v) for v in train_labels]
+            _check_labels(labels)
+            self._set_vocab(CategoryMap(labels, sort=self.sort, add_na=self.add_na))
 
     def setups(self, dsets: Iterable | None) -> None:
         """fastai's name for ``setup``."""
@@ -349,6 +351,18 @@ class RegressionSetup:
 def _plain(v: Any) -> Any:
     """numpy scalars -> Python scalars, so vocabularies are JSON-safe and compare equal."""
     return v.item() if isinstance(v, np.generic) else v
+
+
+def _check_labels(labels: list) -> None:
+    """Refuse ``None`` as a class; warn when the training labels hold a single class."""
+    n_none = sum(v is None for v in labels)
+    if n_none:
+        raise ValueError(f"get_y returned None for {n_none} of {len(labels)} training items: None can't be a class. "
+                         f"Fix get_y (e.g. a regex that doesn't match a file name), or filter those items out.")
+    if labels and len(set(labels)) == 1:
+        warnings.warn(f"The training labels hold a single class ({labels[0]!r}): the model can only predict it and "
+                      f"its accuracy means nothing. Check get_y and the folder layout (one folder per class).",
+                      UserWarning, stacklevel=3)
 
 
 def CategoryBlock(vocab: Sequence | None = None, sort: bool = True, add_na: bool = False) -> TransformBlock:

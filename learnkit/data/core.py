@@ -223,6 +223,9 @@ class DataLoader:
         if dataset is None and torch_dl is None:
             raise ValueError("DataLoader needs a dataset (or torch_dl=an existing torch DataLoader).")
         bs = bs if batch_size is None else batch_size  # torch's (and fastai's) name for bs
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
+            raise ValueError(f"bs (the batch size) must be a positive integer, got {bs!r}: e.g. bs=64, or a smaller "
+                             f"bs if the batches don't fit in memory.")
         self.torch_dl_given = torch_dl
         self.dataset = dataset if dataset is not None else torch_dl.dataset
         self.bs = bs if torch_dl is None else (torch_dl.batch_size or bs)

@@ -21,9 +21,39 @@ from ..utils import Path
 __all__ = [
     "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "GrandparentSplitter", "FuncSplitter",
     "MaskSplitter", "FileSplitter", "ColSplitter", "EndSplitter", "TrainValidTestSplitter", "RandomSubsetSplitter",
+    "check_splits",
 ]
 
 Splits = tuple[list[int], list[int]]
+
+
+def check_splits(splits: Any, n: int, splitter: Any = None) -> list[list[int]]:
+    """Return ``splits`` (train, valid[, test]) as lists of ints after checking them: in range, no repeats, disjoint."""
+    names = ("training", "validation", "test")
+    try:
+        out = [[int(i) for i in s] for s in splits]
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"The splitter {splitter!r} must return (train_idxs, valid_idxs) or (train, valid, test), "
+                        f"lists of integer positions; got {type(splits).__name__} ({e}).") from None
+    if not 2 <= len(out) <= 3:
+        raise TypeError(f"The splitter {splitter!r} returned {len(out)} splits: give (train_idxs, valid_idxs) or "
+                        f"(train_idxs, valid_idxs, test_idxs).")
+    for name, idx in zip(names, out):
+        bad = [i for i in idx if not 0 <= i < n]
+        if bad:
+            raise IndexError(f"The splitter {splitter!r} gave {name} positions out of range for {n} items: {bad[:5]}. "
+                             f"Positions run from 0 to {n - 1}.")
+        if len(set(idx)) != len(idx):
+            dup = [i for i, c in Counter(idx).items() if c > 1]
+            raise ValueError(f"The splitter {splitter!r} repeats {name} positions {dup[:5]}: each item once only.")
+    for a in range(len(out)):
+        for b in range(a + 1, len(out)):
+            leak = sorted(set(out[a]) & set(out[b]))
+            if leak:
+                raise ValueError(f"The splitter {splitter!r} puts {len(leak)} items in both the {names[a]} and the "
+                                 f"{names[b]} set (positions {leak[:5]}): the {names[b]} set would leak into "
+                                 f"{names[a]}. Give disjoint splits.")
+    return out
 
 
 def _iter_items(items: Any) -> Iterable:

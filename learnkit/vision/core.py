@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from ..data.blocks import TransformBlock
 from ..data.transforms import IntToFloatTensor, ToTensor
@@ -52,6 +52,9 @@ def _name_of(source: Any) -> str:
 def _load_error(source: Any, err: BaseException) -> ImageLoadError:
     return ImageLoadError(f"Can't read image {_name_of(source)}: {type(err).__name__}: {err}. "
                           f"The file is missing, not an image, or corrupt (e.g. a truncated download). {_FIX_HINT}")
+
+
+_ORIENTATION = 0x0112  # the EXIF tag ImageOps.exif_transpose applies
 
 
 def _open_bytes(x: bytes | bytearray | memoryview) -> Image.Image:
@@ -108,9 +111,13 @@ def load_image(fn: str | os.PathLike, mode: str | None = None, lazy: bool = Fals
             data = f.read()
         img = Image.open(io.BytesIO(data))  # in memory: no file handle stays open while the image waits
         img.filename = os.fspath(fn)  # so later errors (and `img.filename`) still name the file
-        if lazy and img.format == "JPEG" and (mode is None or img.mode == mode):
+        turned = img.getexif().get(_ORIENTATION, 1) not in (0, 1)
+        if lazy and not turned and img.format == "JPEG" and (mode is None or img.mode == mode):
             return img
         img.load()
+        if turned:  # the camera's EXIF orientation: pixels upright, as image viewers show them
+            img = ImageOps.exif_transpose(img)
+            img.filename = os.fspath(fn)
     except Exception as e:
         raise _load_error(fn, e) from e
     return _to_mode(img, mode)

@@ -1,0 +1,49 @@
+"""Reading weight files for ``learn.load`` with errors that name the file and the fix (never ``weights_only=False``)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["read_weights", "load_model_state", "WeightsError"]
+
+
+class WeightsError(RuntimeError):
+    """A weight file that can't be read safely, or whose weights don't fit the model."""
+
+
+def read_weights(path: str | os.PathLike, device: torch.device | str) -> Any:
+    """``torch.load(path, weights_only=True)``: a truncated file or one holding code gives a ``WeightsError``."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused a global: loading it would run code from the file
+        raise WeightsError(f"{path} holds more than tensors (pickled objects or code), which learnkit refuses to "
+                           f"load since that runs code from the file. Save plain weights with learn.save() or "
+                           f"torch.save(model.state_dict(), ...). ({str(e).splitlines()[0][:200]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        size = os.path.getsize(path)
+        raise WeightsError(f"{path} ({size} bytes) is not a readable weight file: it is truncated or corrupt "
+                           f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}). Save it again "
+                           f"with learn.save().") from None
+
+
+def load_model_state(model: nn.Module, state: dict, path: str | os.PathLike, strict: bool = True) -> None:
+    """``model.load_state_dict(state)``, with an error naming the file and the first mismatching keys/shapes."""
+    own = model.state_dict()
+    shapes = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
+              if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in state] if strict else []
+    unexpected = [k for k in state if k not in own] if strict else []
+    if shapes or missing or unexpected:
+        parts = [f"shape of {k}: file {a}, model {b}" for k, a, b in shapes[:3]]
+        parts += [f"missing from the file: {missing[:3]}"] if missing else []
+        parts += [f"not in the model: {unexpected[:3]}"] if unexpected else []
+        raise WeightsError(f"{path} holds weights of another architecture or head ({'; '.join(parts)}). Build the "
+                           f"learner with the model (and number of classes) the file was saved from; "
+                           f"strict=False skips missing/extra keys but not shape changes.")
+    model.load_state_dict(state, strict=strict)
