@@ -1,10 +1,13 @@
-"""Shared test settings: a headless matplotlib backend, a one-thread fixture for tiny training runs, and a local HTTP server."""
+"""Shared test settings: a headless matplotlib backend, offline model hubs, a one-thread fixture for tiny training runs, and a local HTTP server."""
 import os
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# No test reaches a model hub: huggingface_hub reads these once, when it is first imported (timm imports it too).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
