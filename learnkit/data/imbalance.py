@@ -146,8 +146,8 @@ class WeightedDL(DataLoader):
     def from_loader(cls, dl: DataLoader, wgts: Any = "balanced") -> "WeightedDL":
         """``dl`` (a learnkit DataLoader: same items, transforms, device) drawing by weight."""
         if not isinstance(dl, DataLoader):
-            raise TypeError(f"WeightedDL wraps learnkit DataLoaders; got a {type(dl).__name__}. For tables (no "
-                            f"weighted loader yet) weigh the loss instead: "
+            raise TypeError(f"WeightedDL wraps learnkit DataLoaders; got a {type(dl).__name__}. For tables use "
+                            f"TabWeightedDL (to.weighted_dataloaders(wgts)), or weigh the loss: "
                             f"loss_func=CrossEntropyLossFlat(weight=class_weights(dls)).")
         w = cls.__new__(cls)
         w.__dict__.update(dl.new(shuffle=True).__dict__)  # a fresh copy: its torch loader is built on first use
