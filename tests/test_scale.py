@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from learnkit.basics import DataLoaders
+from learnkit.callback.core import Callback
+from learnkit.callback.mixup import MixUp
 from learnkit.callback.tracker import SaveModelCallback
 from learnkit.distributed import ShardSampler
 from learnkit.resume import get_rng_states, set_rng_states
@@ -126,6 +129,49 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
     assert full.keys() == resumed.keys() and all(torch.equal(full[k], resumed[k]) for k in full)
     hist = [json.loads((tmp_path / f"{m}.json").read_text()) for m in ("full", "resumed")]
     assert hist[0] == hist[1] and len(hist[0]["values"]) == 3
+
+
+class _Interrupt(Callback):
+    """Raise after training batch ``at`` (the in-process stand-in for kill -9: the resumed learner is a new one)."""
+
+    order = 99
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def after_batch(self) -> None:
+        if self.learn.training and self.learn.train_iter == self.at:
+            raise KeyboardInterrupt
+
+
+def _mixup_workers_run(path: Path, mode: str) -> tuple[dict, list]:
+    """fit_flat_cos with MixUp on loaders with 2 worker processes, checkpoints every 3 batches and every epoch."""
+    learn = worker.make_learner(str(path))
+    train, valid = learn.dls.train.dataset, learn.dls.valid.dataset
+    learn.dls = DataLoaders.from_dsets(train, valid, bs=8, num_workers=2, device="cpu")
+    learn.dls.train.persistent_workers = False  # the validation loader keeps its workers (the default)
+    cbs = [SaveModelCallback(every_n_batches=3, every_epoch=True, with_opt=True, fname="ck"), MixUp(0.4)]
+    if mode == "killed":
+        cbs.append(_Interrupt(at=13))
+    with learn.no_bar(), learn.no_logging():
+        try:
+            learn.fit_flat_cos(3, 1e-2, cbs=cbs, resume="ck" if mode == "resumed" else None)
+        except KeyboardInterrupt:
+            pass
+    return {k: v.clone() for k, v in learn.model.state_dict().items()}, learn.recorder.values
+
+
+@pytest.mark.slow
+def test_resume_with_mixup_workers_and_flat_cos_is_bit_identical(tmp_path):
+    """The random MixUp draws, the shuffle and the workers' seeds of the resumed epoch are those of the run."""
+    _mixup_workers_run(tmp_path, "killed")
+    assert (tmp_path / "models" / "ck_0.pth").exists() and not (tmp_path / "models" / "ck_1.pth").exists()
+    torch.manual_seed(123)  # whatever the random state when resuming
+    resumed = _mixup_workers_run(tmp_path, "resumed")
+    (tmp_path / "models" / "ck.pth").unlink()
+    full = _mixup_workers_run(tmp_path, "full")
+    assert all(torch.equal(full[0][k], resumed[0][k]) for k in full[0]) and full[1] == resumed[1]
+    assert len(full[1]) == 3
 
 
 # -- DDP over two gloo processes
