@@ -1,7 +1,8 @@
 """Scripts run as subprocesses by tests/test_scale.py: `python scale_worker.py MODE OUT_DIR` (or under torchrun).
 
-Modes: ``full`` / ``killed`` / ``resumed`` (exact resume on one process), ``ddp`` (a fit in distrib_ctx, each
-rank writes its weights and records), ``ddp_error`` (rank 1 raises during the fit, torchrun found on its own).
+Modes: ``full`` / ``killed`` / ``resumed`` (exact resume on one process), ``ddp`` (under torchrun: a fit in
+distrib_ctx, each rank writes its weights and records; then a fit where rank 1 raises, torchrun found on its own:
+one launch, since each pays ``import torch`` per rank).
 """
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def ddp_error(out: str) -> None:
 
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
-    if mode in ("full", "killed", "resumed"):
+    if mode != "ddp":
         resume_modes(mode, out)
     else:
-        {"ddp": ddp, "ddp_error": ddp_error}[mode](out)
+        ddp(out)
+        ddp_error(out)

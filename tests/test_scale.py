@@ -176,10 +176,17 @@ def test_resume_with_mixup_workers_and_flat_cos_is_bit_identical(tmp_path):
 
 # -- DDP over two gloo processes
 
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One torchrun launch for every DDP test: a fit in distrib_ctx, then a fit in which rank 1 raises."""
+    out = tmp_path_factory.mktemp("ddp")
+    return _torchrun("ddp", out), out
+
+
 @pytest.mark.slow
-def test_ddp_two_processes_match_one(tmp_path):
-    res = _torchrun("ddp", tmp_path)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+def test_ddp_two_processes_match_one(ddp_run):
+    res, tmp_path = ddp_run
+    assert (tmp_path / "rank0.json").exists() and (tmp_path / "rank1.json").exists(), (res.stdout + res.stderr)[-4000:]
     w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert all(torch.equal(w0[k], w1[k]) for k in w0)  # identical weights on every rank
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
@@ -195,7 +202,7 @@ def test_ddp_two_processes_match_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_rank_error_stops_every_rank(tmp_path):
-    res = _torchrun("ddp_error", tmp_path)
+def test_ddp_rank_error_stops_every_rank(ddp_run):
+    res, _ = ddp_run
     assert res.returncode != 0
     assert "rank 1 exploded on purpose" in res.stdout + res.stderr
