@@ -275,8 +275,15 @@ def _no_log(row: Any) -> None:
 
 
 @contextmanager
-def distrib_ctx(learn: "Learner", sync_bn: bool = False, **ddp_kwargs: Any) -> Iterator["Learner"]:
-    """Context manager: fits inside run data-parallel over the torchrun ranks (see the module doc)."""
+def distrib_ctx(learn: "Learner", sync_bn: bool = False, in_notebook: bool = False,
+                **ddp_kwargs: Any) -> Iterator["Learner"]:
+    """Context manager: fits inside run data-parallel over the torchrun ranks (see the module doc).
+
+    ``in_notebook`` is fastai's argument: only ``False`` (a script under torchrun) is supported.
+    """
+    if in_notebook:
+        raise ValueError("distrib_ctx(in_notebook=True): learnkit trains data-parallel under torchrun only. Put the "
+                         "code in a script and run `torchrun --nproc_per_node=N script.py` (in_notebook=False).")
     if any(isinstance(cb, DistributedTrainer) for cb in learn.cbs):
         yield learn
         return

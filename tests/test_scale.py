@@ -8,6 +8,7 @@ import random
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,10 +108,27 @@ def test_resume_errors_name_the_fix(tmp_path):
         learn.fit_one_cycle(1, resume="weights_only")
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(2, cbs=SaveModelCallback(every_n_batches=5, with_opt=True, fname="ck"))
+    saved = torch.load(tmp_path / "models" / "ck.pth", weights_only=True)
+    assert "train_state" in saved
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learn.load("ck", with_opt=True)  # outside a fit: weights and optimizer, the training state ignored
+    assert all(torch.equal(v, saved["model"][k]) for k, v in learn.model.state_dict().items())
     with pytest.raises(ValueError, match="n_epoch=2"):
         learn.fit_one_cycle(3, resume="ck")
     with pytest.raises(ValueError, match="start_epoch=5"):
         learn.fit_one_cycle(3, start_epoch=5)
+
+
+def test_distrib_ctx_takes_fastais_arguments(tmp_path):
+    """fastai's ``distrib_ctx(sync_bn=True, in_notebook=False)`` arguments are understood, not handed to DDP."""
+    learn = worker.make_learner(str(tmp_path))
+    with pytest.raises(ValueError, match="torchrun --nproc_per_node"):
+        with learn.distrib_ctx(in_notebook=True):
+            pass
+    with pytest.raises(RuntimeError, match="needs a launcher"):  # in_notebook=False: a script, here not under torchrun
+        with learn.distrib_ctx(in_notebook=False):
+            pass
 
 
 @pytest.mark.slow
