@@ -17,6 +17,7 @@ from torch.utils.data import TensorDataset
 
 from learnkit.basics import DataLoaders, Learner
 from learnkit.callback.core import Callback
+from learnkit.callback.logger import CSVLogger
 from learnkit.callback.tracker import SaveModelCallback
 from learnkit.distributed import rank_distrib
 from learnkit.metrics import F1Score, accuracy
@@ -76,7 +77,7 @@ def ddp(out: str) -> None:
     learn = make_learner(out, metrics=[accuracy, F1Score()])
     with learn.distrib_ctx():
         sug = learn.lr_find(num_it=10, show_plot=False)
-        learn.fit_one_cycle(2, 1e-2, cbs=SaveModelCallback(fname="best"))
+        learn.fit_one_cycle(2, 1e-2, cbs=[SaveModelCallback(fname="best"), CSVLogger()])
         rank = rank_distrib()
         torch.save(learn.model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:

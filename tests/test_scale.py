@@ -215,6 +215,8 @@ def test_ddp_two_processes_match_one(ddp_run):
     learn.model.load_state_dict(w0)
     best = min(r0["values"], key=lambda row: row[1])  # SaveModelCallback loaded the best epoch back
     np.testing.assert_allclose(learn.validate(), best[1:], rtol=1e-6)
+    rows = (tmp_path / "history.csv").read_text().splitlines()  # written by rank 0 only: one row per epoch
+    assert len(rows) == 1 + len(r0["values"]) and rows[0].startswith("epoch,train_loss,valid_loss")
     assert res.stdout.count("Better model found") == sum(  # printed by rank 0 only
         1 for i, row in enumerate(r0["values"]) if row[1] < min([v[1] for v in r0["values"][:i]], default=np.inf))
 
