@@ -41,15 +41,20 @@ def make_learner(path: str, **kwargs) -> Learner:
 
 
 class Kill(Callback):
-    """SIGKILL this process after training batch ``at`` (a checkpoint was written before it)."""
+    """SIGKILL this process after training batch ``at`` (a checkpoint was written before it).
+
+    ``sigkill=False`` raises ``KeyboardInterrupt`` instead: the in-process stand-in when the resumed learner is a new one.
+    """
 
     order = 99
 
-    def __init__(self, at: int) -> None:
-        self.at = at
+    def __init__(self, at: int, sigkill: bool = True) -> None:
+        self.at, self.sigkill = at, sigkill
 
     def after_batch(self) -> None:
         if self.learn.training and self.learn.train_iter == self.at:
+            if not self.sigkill:
+                raise KeyboardInterrupt
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from learnkit.basics import DataLoaders
-from learnkit.callback.core import Callback
 from learnkit.callback.mixup import MixUp
 from learnkit.callback.tracker import SaveModelCallback
 from learnkit.distributed import ShardSampler
@@ -149,19 +148,6 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
     assert hist[0] == hist[1] and len(hist[0]["values"]) == 3
 
 
-class _Interrupt(Callback):
-    """Raise after training batch ``at`` (the in-process stand-in for kill -9: the resumed learner is a new one)."""
-
-    order = 99
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def after_batch(self) -> None:
-        if self.learn.training and self.learn.train_iter == self.at:
-            raise KeyboardInterrupt
-
-
 def _mixup_workers_run(path: Path, mode: str) -> tuple[dict, list]:
     """fit_flat_cos with MixUp on loaders with 2 worker processes, checkpoints every 3 batches and every epoch."""
     learn = worker.make_learner(str(path))
@@ -170,7 +156,7 @@ def _mixup_workers_run(path: Path, mode: str) -> tuple[dict, list]:
     learn.dls.train.persistent_workers = False  # the validation loader keeps its workers (the default)
     cbs = [SaveModelCallback(every_n_batches=3, every_epoch=True, with_opt=True, fname="ck"), MixUp(0.4)]
     if mode == "killed":
-        cbs.append(_Interrupt(at=13))
+        cbs.append(worker.Kill(at=13, sigkill=False))
     with learn.no_bar(), learn.no_logging():
         try:
             learn.fit_flat_cos(3, 1e-2, cbs=cbs, resume="ck" if mode == "resumed" else None)
