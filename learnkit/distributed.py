@@ -128,6 +128,11 @@ def _shard(dl: Any, training: bool, rank: int, world: int, seed: int) -> Any:
         raise TypeError(f"Data-parallel training splits learnkit DataLoaders (DataBlock, from_dsets, wrapped torch "
                         f"loaders) across ranks; a {type(dl).__name__} can't be split yet: train it on one process "
                         f"(run the script with python, not torchrun).")
+    if type(dl).sampler is not DataLoader.sampler or {"sampler", "batch_sampler"} & dl.kwargs.keys():
+        raise TypeError(f"Data-parallel training splits a loader's items across ranks in order or shuffled, but this "
+                        f"{type(dl).__name__} draws them with its own sampler, which splitting would silently drop: "
+                        f"train it on one process (run the script with python, not torchrun), or use a plain "
+                        f"shuffled loader (e.g. DataLoader(..., shuffle=True) instead of WeightedDL).")
     sampler = ShardSampler(len(dl.dataset), rank, world, shuffle=training and dl.shuffle, seed=seed, even=training)
     new = dl.new(shuffle=False, drop_last=dl.drop_last if training else False, sampler=sampler)
     new.shard_sampler = sampler

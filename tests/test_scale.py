@@ -18,7 +18,9 @@ import torch
 from learnkit.basics import DataLoaders
 from learnkit.callback.mixup import MixUp
 from learnkit.callback.tracker import SaveModelCallback
-from learnkit.distributed import ShardSampler
+from learnkit.data.core import DataLoader
+from learnkit.data.imbalance import WeightedDL
+from learnkit.distributed import ShardSampler, _shard
 from learnkit.resume import get_rng_states, set_rng_states
 
 HERE = Path(__file__).parent
@@ -70,6 +72,16 @@ def test_shard_sampler_training_shares_the_shuffle_and_steps():
     again = ShardSampler(n, 1, world, shuffle=True, seed=7, even=True)
     again.set_epoch(1)
     assert list(again) == list(samplers[1])
+
+
+def test_sharding_refuses_a_loader_with_its_own_sampler():
+    """A WeightedDL's weighted draws can't be split across ranks: a clear error, not a plain shuffle instead."""
+    ds = torch.utils.data.TensorDataset(torch.randn(20, 3), torch.arange(20) % 2)
+    weighted = WeightedDL(ds, wgts=[1.0] * 20, bs=4, shuffle=True, num_workers=0, device="cpu")
+    with pytest.raises(TypeError, match="own sampler.*WeightedDL"):
+        _shard(weighted, True, 0, 2, seed=0)
+    plain = _shard(DataLoader(ds, bs=4, shuffle=True, num_workers=0, device="cpu"), True, 1, 2, seed=0)
+    assert len(plain) == 2 and len(plain.shard_sampler) == 10
 
 
 # -- resume state
