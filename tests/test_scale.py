@@ -97,6 +97,7 @@ def test_rng_states_round_trip_through_weights_only(tmp_path):
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
 
 
+@pytest.mark.slow
 def test_start_epoch_starts_the_schedule_where_it_stopped(tmp_path):
     full = worker.make_learner(str(tmp_path))
     with full.no_bar(), full.no_logging():
@@ -110,6 +111,7 @@ def test_start_epoch_starts_the_schedule_where_it_stopped(tmp_path):
     np.testing.assert_allclose(part.recorder.hps["mom"], full.recorder.hps["mom"][2 * n:], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_resume_errors_name_the_fix(tmp_path):
     learn = worker.make_learner(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="every_n_batches"):
