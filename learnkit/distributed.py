@@ -17,6 +17,7 @@ when learnkit finds that torchrun environment itself) every fit:
   rank 0 alone and its suggestions are sent to the others.
 
 A rank that raises ends its process; torchrun then stops the other ranks and exits non-zero with the error.
+The process group stays joined until the process exits, so several ``distrib_ctx`` blocks and fits reuse it.
 """
 from __future__ import annotations
 
@@ -292,7 +293,10 @@ def distrib_ctx(learn: "Learner", sync_bn: bool = False, in_notebook: bool = Fal
     if any(isinstance(cb, DistributedTrainer) for cb in learn.cbs):
         yield learn
         return
-    created = setup_distrib(getattr(learn.dls, "device", None))
+    if setup_distrib(getattr(learn.dls, "device", None)):
+        # kept until the process exits: a later distrib_ctx or fit reuses it (joining torchrun's group a second
+        # time after leaving it hangs now and then)
+        atexit.register(teardown_distrib)
     rank = rank_distrib()
     old_model, old_logger, bars = learn.model, learn.logger, []
     if torch.cuda.is_available() and torch.device(learn.dls.device).type == "cuda":
@@ -315,8 +319,6 @@ def distrib_ctx(learn: "Learner", sync_bn: bool = False, in_notebook: bool = Fal
         learn.remove_cb(trainer)
         learn.add_cbs(bars)
         learn.model, learn.logger = old_model, old_logger
-        if created:
-            teardown_distrib()
 
 
 def auto_distrib(learn: "Learner") -> Any:
@@ -328,9 +330,6 @@ def auto_distrib(learn: "Learner") -> Any:
     if (not torchrun_env() or hasattr(learn, "lr_finder") or isinstance(learn.model, nn.parallel.DistributedDataParallel)
             or any(isinstance(cb, DistributedTrainer) for cb in learn.cbs)):
         return nullcontext(learn)
-    if not dist.is_initialized():
-        setup_distrib(getattr(learn.dls, "device", None))
-        atexit.register(teardown_distrib)
     return distrib_ctx(learn)
 
 
