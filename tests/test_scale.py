@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -42,9 +43,22 @@ def _free_port() -> int:
 
 
 def _torchrun(mode: str, out: Path) -> subprocess.CompletedProcess:
+    """torchrun with 2 ranks; on a timeout SIGTERM, which torchrun passes to its ranks (SIGKILL would orphan them)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
            str(WORKER), mode, str(out)]
-    return subprocess.run(cmd, cwd=out, env=_env(), capture_output=True, text=True, timeout=240)
+    proc = subprocess.Popen(cmd, cwd=out, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun {mode} ran past 240 s:\n{(stdout + stderr)[-4000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 # -- ShardSampler: the split of a loader across ranks
