@@ -17,6 +17,7 @@ when learnkit finds that torchrun environment itself) every fit:
   rank 0 alone and its suggestions are sent to the others.
 
 A rank that raises ends its process; torchrun then stops the other ranks and exits non-zero with the error.
+The process group stays joined until the process exits, so several ``distrib_ctx`` blocks and fits reuse it.
 """
 from __future__ import annotations
 
@@ -128,6 +129,11 @@ def _shard(dl: Any, training: bool, rank: int, world: int, seed: int) -> Any:
         raise TypeError(f"Data-parallel training splits learnkit DataLoaders (DataBlock, from_dsets, wrapped torch "
                         f"loaders) across ranks; a {type(dl).__name__} can't be split yet: train it on one process "
                         f"(run the script with python, not torchrun).")
+    if type(dl).sampler is not DataLoader.sampler or {"sampler", "batch_sampler"} & dl.kwargs.keys():
+        raise TypeError(f"Data-parallel training splits a loader's items across ranks in order or shuffled, but this "
+                        f"{type(dl).__name__} draws them with its own sampler, which splitting would silently drop: "
+                        f"train it on one process (run the script with python, not torchrun), or use a plain "
+                        f"shuffled loader (e.g. DataLoader(..., shuffle=True) instead of WeightedDL).")
     sampler = ShardSampler(len(dl.dataset), rank, world, shuffle=training and dl.shuffle, seed=seed, even=training)
     new = dl.new(shuffle=False, drop_last=dl.drop_last if training else False, sampler=sampler)
     new.shard_sampler = sampler
@@ -275,12 +281,22 @@ def _no_log(row: Any) -> None:
 
 
 @contextmanager
-def distrib_ctx(learn: "Learner", sync_bn: bool = False, **ddp_kwargs: Any) -> Iterator["Learner"]:
-    """Context manager: fits inside run data-parallel over the torchrun ranks (see the module doc)."""
+def distrib_ctx(learn: "Learner", sync_bn: bool = False, in_notebook: bool = False,
+                **ddp_kwargs: Any) -> Iterator["Learner"]:
+    """Context manager: fits inside run data-parallel over the torchrun ranks (see the module doc).
+
+    ``in_notebook`` is fastai's argument: only ``False`` (a script under torchrun) is supported.
+    """
+    if in_notebook:
+        raise ValueError("distrib_ctx(in_notebook=True): learnkit trains data-parallel under torchrun only. Put the "
+                         "code in a script and run `torchrun --nproc_per_node=N script.py` (in_notebook=False).")
     if any(isinstance(cb, DistributedTrainer) for cb in learn.cbs):
         yield learn
         return
-    created = setup_distrib(getattr(learn.dls, "device", None))
+    if setup_distrib(getattr(learn.dls, "device", None)):
+        # kept until the process exits: a later distrib_ctx or fit reuses it (joining torchrun's group a second
+        # time after leaving it hangs now and then)
+        atexit.register(teardown_distrib)
     rank = rank_distrib()
     old_model, old_logger, bars = learn.model, learn.logger, []
     if torch.cuda.is_available() and torch.device(learn.dls.device).type == "cuda":
@@ -303,8 +319,6 @@ def distrib_ctx(learn: "Learner", sync_bn: bool = False, **ddp_kwargs: Any) -> I
         learn.remove_cb(trainer)
         learn.add_cbs(bars)
         learn.model, learn.logger = old_model, old_logger
-        if created:
-            teardown_distrib()
 
 
 def auto_distrib(learn: "Learner") -> Any:
@@ -316,9 +330,6 @@ def auto_distrib(learn: "Learner") -> Any:
     if (not torchrun_env() or hasattr(learn, "lr_finder") or isinstance(learn.model, nn.parallel.DistributedDataParallel)
             or any(isinstance(cb, DistributedTrainer) for cb in learn.cbs)):
         return nullcontext(learn)
-    if not dist.is_initialized():
-        setup_distrib(getattr(learn.dls, "device", None))
-        atexit.register(teardown_distrib)
     return distrib_ctx(learn)
 
 

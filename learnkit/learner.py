@@ -644,9 +644,9 @@ class Learner:
         from .onnx_export import to_onnx  # optional dependency, imported on use
         return to_onnx(self, fname, **kwargs)
 
-    def distrib_ctx(self, sync_bn: bool = False, **ddp_kwargs: Any) -> Any:
+    def distrib_ctx(self, sync_bn: bool = False, in_notebook: bool = False, **ddp_kwargs: Any) -> Any:
         """Context manager: fits inside run data-parallel over the torchrun ranks (``learnkit.distributed``)."""
-        return distrib_ctx(self, sync_bn=sync_bn, **ddp_kwargs)
+        return distrib_ctx(self, sync_bn=sync_bn, in_notebook=in_notebook, **ddp_kwargs)
 
     def tta(self, ds_idx: int = 1, dl: Any = None, n: int = 4, item_tfms: Any = None, batch_tfms: Any = None,
             beta: float | None = 0.25, use_max: bool = False) -> tuple:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from .callback.core import Callback
+from .data.core import _start_workers
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -119,8 +121,10 @@ class ResumeCallback(Callback):
         self._loader: Any = None
 
     def before_fit(self) -> None:
-        """Put the Recorder's history and the scheduled values back."""
+        """Put the Recorder's history and the scheduled values back; start the persistent workers as the run had."""
         learn, saved = self.learn, json.loads(self.state["recorder"])
+        if self.state["epoch"] > 0:
+            _start_persistent_workers(learn)
         sched = getattr(learn, "param_scheduler", None)
         if sched is not None and saved.get("hps"):
             sched.hps = {k: list(v) for k, v in saved["hps"].items()}
@@ -158,6 +162,24 @@ class ResumeCallback(Callback):
         if self._loader is not None:
             self.learn.dls.loaders[0] = self._loader
             self._loader = None
+
+
+def _start_persistent_workers(learn: "Learner") -> None:
+    """Start the persistent workers of every loader now, as the interrupted run had since its first epoch.
+
+    torch draws a worker seed from the global random state when it starts a loader's workers, and only then: were
+    they started inside the resumed epoch, that draw would shift every random number after it.
+    """
+    for i, dl in enumerate(learn.dls.loaders):
+        tdl = dl.torch_dl if hasattr(dl, "torch_dl") and not getattr(dl, "preloaded", False) else None
+        if tdl is None or not (tdl.num_workers and tdl.persistent_workers) or tdl._iterator is not None:
+            continue
+        _start_workers(tdl)
+        if i == 0:
+            warnings.warn("resume: the training loader keeps its worker processes between epochs (persistent_workers), "
+                          "so random item transforms in the workers draw other numbers than in the interrupted run "
+                          "and the weights may differ slightly. For a bit-identical resume build the training loader "
+                          "with persistent_workers=False (or num_workers=0).", stacklevel=2)
 
 
 def resume_callbacks(learn: "Learner", resume: str | None, start_epoch: int, n_epoch: int) -> tuple[list, int]:

@@ -1,7 +1,8 @@
 """Scripts run as subprocesses by tests/test_scale.py: `python scale_worker.py MODE OUT_DIR` (or under torchrun).
 
-Modes: ``full`` / ``killed`` / ``resumed`` (exact resume on one process), ``ddp`` (a fit in distrib_ctx, each
-rank writes its weights and records), ``ddp_error`` (rank 1 raises during the fit, torchrun found on its own).
+Modes: ``full`` / ``killed`` / ``resumed`` (exact resume on one process), ``ddp`` (under torchrun: a fit in
+distrib_ctx, each rank writes its weights and records; then a fit where rank 1 raises, torchrun found on its own:
+one launch, since each pays ``import torch`` per rank).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from torch.utils.data import TensorDataset
 
 from learnkit.basics import DataLoaders, Learner
 from learnkit.callback.core import Callback
+from learnkit.callback.logger import CSVLogger
 from learnkit.callback.tracker import SaveModelCallback
 from learnkit.distributed import rank_distrib
 from learnkit.metrics import F1Score, accuracy
@@ -39,15 +41,20 @@ def make_learner(path: str, **kwargs) -> Learner:
 
 
 class Kill(Callback):
-    """SIGKILL this process after training batch ``at`` (a checkpoint was written before it)."""
+    """SIGKILL this process after training batch ``at`` (a checkpoint was written before it).
+
+    ``sigkill=False`` raises ``KeyboardInterrupt`` instead: the in-process stand-in when the resumed learner is a new one.
+    """
 
     order = 99
 
-    def __init__(self, at: int) -> None:
-        self.at = at
+    def __init__(self, at: int, sigkill: bool = True) -> None:
+        self.at, self.sigkill = at, sigkill
 
     def after_batch(self) -> None:
         if self.learn.training and self.learn.train_iter == self.at:
+            if not self.sigkill:
+                raise KeyboardInterrupt
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -75,7 +82,7 @@ def ddp(out: str) -> None:
     learn = make_learner(out, metrics=[accuracy, F1Score()])
     with learn.distrib_ctx():
         sug = learn.lr_find(num_it=10, show_plot=False)
-        learn.fit_one_cycle(2, 1e-2, cbs=SaveModelCallback(fname="best"))
+        learn.fit_one_cycle(2, 1e-2, cbs=[SaveModelCallback(fname="best"), CSVLogger()])
         rank = rank_distrib()
         torch.save(learn.model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
@@ -90,7 +97,8 @@ def ddp_error(out: str) -> None:
 
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
-    if mode in ("full", "killed", "resumed"):
+    if mode != "ddp":
         resume_modes(mode, out)
     else:
-        {"ddp": ddp, "ddp_error": ddp_error}[mode](out)
+        ddp(out)
+        ddp_error(out)

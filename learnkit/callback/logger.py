@@ -5,6 +5,7 @@ import csv
 import os
 from typing import TYPE_CHECKING, Any
 
+from ..distributed import rank_distrib
 from ..utils import Path, to_device
 from .core import Callback
 
@@ -35,8 +36,8 @@ class CSVLogger(Callback):
         return Path(self.learn.path) / self.fname
 
     def before_fit(self) -> None:
-        """Start the file with the column names (or check them when appending). Sits out ``lr_find``."""
-        self.run = not hasattr(self.learn, "lr_finder")
+        """Start the file with the column names (or check them when appending). Sits out ``lr_find``; rank 0 only."""
+        self.run = not hasattr(self.learn, "lr_finder") and rank_distrib() == 0
         if not self.run:
             return
         header = list(self.learn.recorder.metric_names)
@@ -100,8 +101,8 @@ class TensorBoardCallback(Callback):
         self.run = True
 
     def before_fit(self) -> None:
-        """Open the writer (and trace the model on one batch when ``trace_model``)."""
-        self.run = not hasattr(self.learn, "lr_finder")
+        """Open the writer (and trace the model on one batch when ``trace_model``); rank 0 only."""
+        self.run = not hasattr(self.learn, "lr_finder") and rank_distrib() == 0
         if not self.run:
             return
         self.writer = self._writer_cls(log_dir=None if self.log_dir is None else str(self.log_dir))
