@@ -123,8 +123,12 @@ def test_from_df_language_model_and_shared_vocab(imdb):
 
 def test_from_folder_imdb_layout_and_csv(tmp_path, imdb):
     root = _imdb_folders(tmp_path / "imdb", imdb)
+    (root / "unsup").mkdir()  # fastai's IMDB also has unlabelled reviews: the classifier ignores them
+    for i in range(5):
+        (root / "unsup" / f"{i}_0.txt").write_text(f"an unlabelled review number {i}", encoding="utf8")
     dls = TextDataLoaders.from_folders(root, valid="test", bs=16)
     assert dls.vocab[1] == ["neg", "pos"] and dls.train.n == 160 and dls.valid.n == 40
+    assert "unlabelled" not in dls.vocab[0]
     assert TextDataLoaders.from_folders.__func__ is TextDataLoaders.from_folder.__func__
     imdb.to_csv(tmp_path / "texts.csv", index=False)
     csv = TextDataLoaders.from_csv(tmp_path, csv_fname="texts.csv", text_col="text", label_col="label",

@@ -202,6 +202,10 @@ def test_parameter_groups_and_frozen_body(tmp_path):
     assert all(p.requires_grad for p in learn.model.head.parameters())
     assert not learn.model.encoder.embeddings.word_embeddings.weight.requires_grad
     assert not layers[5].attention.self.query.weight.requires_grad
+    # LayerNorms too (train_bn=False): the frozen stage needs no backward through the body
+    assert not learn.train_bn and not any(p.requires_grad for p in learn.model.encoder.parameters())
+    x = learn.dls.one_batch()[0]
+    assert learn.model(x).grad_fn is not None and learn.model.encoder(input_ids=x).last_hidden_state.grad_fn is None
     assert learn.lr == 1e-4 and learn.model_spec["builder"] == "transformer_classifier"
 
 

@@ -6,6 +6,7 @@ A *text encoder* (see ``TextEncoder``) turns raw strings into lists of token ids
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import html
 import os
@@ -200,7 +201,19 @@ def _tokenize_chunk(args: tuple) -> list[list[str]]:
     """Worker: rules, word tokenizer, post rules over one chunk of texts."""
     texts, tok, rules, post_rules = args
     out = tok([_apply_rules(str(t), rules) for t in texts])
-    return [[_apply_rules(w, post_rules) for w in o] for o in out]
+    if not post_rules:
+        return [list(o) for o in out]
+    post: dict[str, str] = {}  # word -> post-processed word: words repeat, so each distinct one is done once
+    res = []
+    for o in out:
+        row = []
+        for w in o:
+            p = post.get(w)
+            if p is None:
+                p = post[w] = _apply_rules(w, post_rules)
+            row.append(p)
+        res.append(row)
+    return res
 
 
 def _picklable(*objs: Any) -> bool:
@@ -305,15 +318,25 @@ class Tokenizer:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """Token lists of ``texts`` (cached by content: a second call with the same texts does no work)."""
+        return [list(t) for t in self._cached_tokens(texts)]
+
+    def _cached_tokens(self, texts: Sequence[str]) -> list[tuple[str, ...]]:
+        """The cache's (read-only) token tuples of ``texts``, tokenizing them on a miss."""
         texts = [str(t) for t in texts]
         key = self._key(texts)
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
-            return [list(t) for t in hit]
-        toks = parallel_tokenize(texts, tok=self.tok, rules=self.rules, post_rules=self.post_rules,
-                                 n_workers=self.n_workers)
-        _CACHE[key] = [tuple(t) for t in toks]
+            return hit
+        gc_was_on = gc.isenabled()
+        gc.disable()  # ~a million new strings and lists, no cycles: the collector's passes would only cost time
+        try:
+            toks = [tuple(t) for t in parallel_tokenize(texts, tok=self.tok, rules=self.rules,
+                                                        post_rules=self.post_rules, n_workers=self.n_workers)]
+        finally:
+            if gc_was_on:
+                gc.enable()
+        _CACHE[key] = toks
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
         return toks
@@ -416,14 +439,14 @@ class TextEncoder:
     def setup(self, texts: Iterable[str]) -> None:
         """Learn the vocab from the training texts (tokenized once; the tokens stay cached for ``encode``)."""
         if self.num.vocab is None:
-            self.num.setup(self.tokenizer.tokenize(list(texts)))
+            self.num.setup(self.tokenizer._cached_tokens(list(texts)))
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text."""
         if self.num.vocab is None:
             raise RuntimeError("This text encoder has no vocab yet: setup(training_texts) learns it (building the "
                                "loaders does), or pass vocab=.")
-        return [self.num.ids(t) for t in self.tokenizer.tokenize(texts)]
+        return [self.num.ids(t) for t in self.tokenizer._cached_tokens(texts)]
 
     def decode(self, ids: Sequence[int]) -> str:
         """The tokens of ``ids`` (without padding), joined by spaces."""

@@ -245,7 +245,8 @@ def transformer_classifier_learner(dls: Any, arch: str | os.PathLike = MINILM, n
 
     ``max_length`` truncates the texts (default: the length the model was trained with, 256 for all-MiniLM-L6-v2);
     ``pretrained=False`` starts from the architecture with random weights. Other keyword arguments go to ``Learner``
-    (``metrics``, ``cbs``, ``path``, ``wd``, ``loss_func``...).
+    (``metrics``, ``cbs``, ``path``, ``wd``, ``loss_func``, ``train_bn``...); ``train_bn`` defaults to False here, so
+    the frozen stage of ``fine_tune`` trains the head alone and runs the body forward only.
     """
     transformers = _transformers()
     encoder = TransformerTextEncoder(arch, max_length=max_length)
@@ -260,6 +261,8 @@ def transformer_classifier_learner(dls: Any, arch: str | os.PathLike = MINILM, n
         body = transformers.AutoModel.from_config(_from_pretrained(transformers.AutoConfig, encoder.name))
     model = TransformerClassifier(body, _n_out(dls, n_out), encoder.pad_idx, ps=ps)
     kwargs.setdefault("splitter", transformer_splitter)
+    # frozen = the body's LayerNorms frozen too: otherwise the frozen stage back-propagates through the whole body
+    kwargs.setdefault("train_bn", False)
     learn = Learner(dls, model, lr=lr, **kwargs)
     learn.model_spec = {"builder": "transformer_classifier", "arch": encoder.name, "n_out": model.head.out_features,
                         "pad_idx": encoder.pad_idx, "ps": ps, "max_length": encoder.max_length}
