@@ -207,3 +207,12 @@ def test_from_df_keeps_absolute_file_names():
     dls = ImageDataLoaders.from_df(df, path="/nonexistent/elsewhere", valid_pct=0.3, seed=0, bs=4, **CPU)
     assert dls.train.one_batch()[0].shape[1:] == (3, 28, 28)
     assert sorted(dls.vocab) == ["3", "7"]
+
+
+def test_from_folder_without_train_valid_folders_names_them_and_the_fix(tmp_path):
+    (tmp_path / "tench").mkdir()
+    (tmp_path / "trian").mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        ImageDataLoaders.from_folder(tmp_path)
+    msg = str(e.value)
+    assert "['train', 'valid']" in msg and "'train' -> 'trian'" in msg and "valid_pct=0.2" in msg

@@ -7,6 +7,7 @@ getters and splitters (so DataLoader workers and exports can pickle them), then 
 """
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Sequence
 from operator import itemgetter
@@ -76,6 +77,7 @@ class ImageDataLoaders(DataLoaders):
         """
         labelled_test = test is not None and _labelled_folder(Path(path), test)
         if valid_pct is None:
+            _check_split_folders(Path(path), [train, valid])
             splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid,
                                                 test_name=test if labelled_test else None)
             get_items: Callable = ImageGetter(folders=[train, valid] + ([test] if labelled_test else []))
@@ -250,3 +252,18 @@ class SegmentationDataLoaders(DataLoaders):
                            splitter=RandomSplitter(valid_pct, seed=seed), get_y=label_func,
                            item_tfms=item_tfms, batch_tfms=batch_tfms)
         return dblock.dataloaders(fnames, path=path, **kwargs)
+
+
+def _check_split_folders(path: Path, names: list[str]) -> None:
+    """A clear error when the train/valid folders ``from_folder`` reads are not in ``path``."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"The folder {str(path)!r} does not exist (working folder: {os.getcwd()}): check the "
+                                f"path, or download the data first (e.g. untar_data).")
+    missing = [n for n in names if not (path / n).is_dir()]
+    if missing:
+        present = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        hints = [f"{m!r} -> {c[0]!r}" for m in missing if (c := difflib.get_close_matches(m, present, n=1, cutoff=0.5))]
+        hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
+        raise FileNotFoundError(f"ImageDataLoaders.from_folder: folder(s) {missing} not found in {str(path)!r}; its "
+                                f"subfolders are {present}.{hint} Pass train=/valid= with the names on disk, or "
+                                f"valid_pct=0.2 to split one tree of <label>/ folders at random.")
