@@ -75,6 +75,14 @@ def _list_dir(folder: str, match: Callable[[str], bool] | None) -> list[str]:
     return [os.path.join(folder, n) for n in _keep(names, match)]
 
 
+def missing_folders_message(path: Path, missing: list[str]) -> str:
+    """"folder(s) [...] not found in 'path'; its subfolders are [...]. Did you mean: ...?" (for errors and warnings)."""
+    present = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    hints = [f"{m!r} -> {c[0]!r}" for m in missing if (c := difflib.get_close_matches(m, present, n=1, cutoff=0.5))]
+    hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
+    return f"folder(s) {missing} not found in {str(path)!r}; its subfolders are {present}.{hint}"
+
+
 def _check_folder(path: Path, what: str = "folder") -> None:
     if not path.exists():
         raise FileNotFoundError(f"The {what} {str(path)!r} does not exist (working folder: {os.getcwd()}): "
@@ -104,12 +112,7 @@ def get_files(path: str | os.PathLike, extensions: str | Iterable[str] | None = 
         names = [f for f in names if f != "."]
         missing = [f for f in names if not (path / f).is_dir()]
         if missing:  # fastai skips them (an empty list when none exists); learnkit also warns, naming them
-            present = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-            hints = [f"{m!r} -> {close[0]!r}" for m in missing
-                     if (close := difflib.get_close_matches(m, present, n=1, cutoff=0.5))]
-            hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
-            warnings.warn(f"get_files: folder(s) {missing} not found in {str(path)!r} (skipped); its subfolders are "
-                          f"{present}.{hint}", stacklevel=2)
+            warnings.warn(f"get_files: {missing_folders_message(path, missing)} (skipped)", stacklevel=2)
         tops = [str(path / f) for f in names if f not in missing]
     res: list[str] = _list_dir(str(path), match) if loose else []
     for top in tops:

@@ -7,7 +7,6 @@ getters and splitters (so DataLoader workers and exports can pickle them), then 
 """
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Sequence
 from operator import itemgetter
@@ -19,7 +18,7 @@ import pandas as pd
 from ..data.block import DataBlock
 from ..data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
 from ..data.core import DataLoaders
-from ..data.getters import ColReader, ImageGetter, RegexLabeller, parent_label, using_attr
+from ..data.getters import ColReader, ImageGetter, RegexLabeller, missing_folders_message, parent_label, using_attr
 from ..data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from ..data.getters import get_image_files
 from ..utils import Path
@@ -261,9 +260,6 @@ def _check_split_folders(path: Path, names: list[str]) -> None:
                                 f"path, or download the data first (e.g. untar_data).")
     missing = [n for n in names if not (path / n).is_dir()]
     if missing:
-        present = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-        hints = [f"{m!r} -> {c[0]!r}" for m in missing if (c := difflib.get_close_matches(m, present, n=1, cutoff=0.5))]
-        hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
-        raise FileNotFoundError(f"ImageDataLoaders.from_folder: folder(s) {missing} not found in {str(path)!r}; its "
-                                f"subfolders are {present}.{hint} Pass train=/valid= with the names on disk, or "
+        raise FileNotFoundError(f"ImageDataLoaders.from_folder: {missing_folders_message(path, missing)} Pass "
+                                f"train=/valid= with the names on disk, or "
                                 f"valid_pct=0.2 to split one tree of <label>/ folders at random.")
