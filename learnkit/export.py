@@ -45,6 +45,7 @@ _BLOCKS: dict[str, Callable[..., TransformBlock]] = {}
 _LOSSES: dict[str, type] = {}
 _MODEL_BUILDERS: dict[str, Callable[[dict], torch.nn.Module]] = {}
 _DATA_LOADERS: dict[str, Callable[[dict, torch.device], Any]] = {}
+_LEARNERS: dict[str, Callable[..., Any]] = {}  # builder name -> what load_learner builds the learner with
 
 
 class ExportError(ValueError):
@@ -68,9 +69,13 @@ def register_loss(cls: type) -> type:
     return cls
 
 
-def register_model_builder(name: str, builder: Callable[[dict], torch.nn.Module]) -> None:
-    """Register ``builder(spec) -> nn.Module`` for specs whose ``'builder'`` is ``name``."""
+def register_model_builder(name: str, builder: Callable[[dict], torch.nn.Module],
+                           learner: Callable[..., Any] | None = None) -> None:
+    """Register ``builder(spec) -> nn.Module`` for specs whose ``'builder'`` is ``name``; ``load_learner`` makes
+    the learner with ``learner(dls, model, loss_func=, path=)`` (a ``Learner`` subclass; default ``Learner``)."""
     _MODEL_BUILDERS[name] = builder
+    if learner is not None:
+        _LEARNERS[name] = learner
 
 
 def register_data_loaders(type_name: str, from_spec: Callable[[dict, torch.device], Any]) -> None:
@@ -303,7 +308,8 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool 
         load_model_state(model, state, fname)
     lc = manifest["loss"]
     loss = _LOSSES[lc["name"]](**lc["config"])
-    learn = Learner(dls, model.to(device), loss_func=loss, path=fname.parent)
+    make = _LEARNERS.get(spec.get("builder"), Learner)
+    learn = make(dls, model.to(device), loss_func=loss, path=fname.parent)
     learn.model_spec = None if spec.get("pickled") else spec
     learn.model.eval()
     return learn

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from learnkit.text.core import (BOS, EOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK, BaseTokenizer, Numericalize,
-                                RegexTokenizer, TextEncoder, Tokenizer, fix_html, lowercase, make_vocab,
+                                RegexTokenizer, TextEncoder, Tokenizer, decode_spec_tokens, fix_html, lowercase, make_vocab,
                                 parallel_tokenize, replace_all_caps, replace_maj, replace_rep, replace_space,
                                 replace_wrep, rm_useless_spaces, spec_add_spaces, text_spec_tok, tokenize1)
 
@@ -38,6 +38,17 @@ def test_rules_match_fastai_examples():
     assert lowercase("  Hello ") == f"{BOS} hello"
     assert lowercase("x", add_bos=False, add_eos=True) == f"x {EOS}"
     assert replace_space("a b") == "a▁b"
+
+
+def test_decode_spec_tokens_fastai_examples_and_round_trip():
+    assert decode_spec_tokens(["xxmaj", "text"]) == ["Text"]  # fastai's four documented examples
+    assert decode_spec_tokens(["xxup", "text"]) == ["TEXT"]
+    assert decode_spec_tokens(["xxrep", "3", "a"]) == ["aaa"]
+    assert decode_spec_tokens(["xxwrep", "3", "word"]) == ["word", "word", "word"]
+    assert decode_spec_tokens(["xxrep", "3", "a", "b", "c"]) == ["aaa", "b", "c"]  # only the next word repeats
+    assert decode_spec_tokens(["xxrep", "x", "y"]) == ["x", "y"]  # no count: the marker goes, the words stay
+    toks = Tokenizer()("Jeremy said it's GREAT!!!! ah ah ah")
+    assert decode_spec_tokens(toks[1:]) == ["Jeremy", "said", "it", "'s", "GREAT", "!!!!", "ah", "ah", "ah"]
 
 
 def test_special_tokens_in_fastai_order():

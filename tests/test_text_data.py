@@ -159,6 +159,26 @@ def test_text_block_inside_data_block_is_cached(imdb):
     assert second.vocab == first.vocab and isinstance(second, TextDataLoaders)
 
 
+def test_data_block_summary_with_a_text_block(imdb, capsys):
+    dblock = DataBlock(blocks=(TextBlock.from_df("text", seq_len=40), CategoryBlock), get_x=ColReader("text"),
+                       get_y=ColReader("label"), splitter=ColSplitter("is_valid"))
+    dblock.summary(imdb, bs=4)
+    out = capsys.readouterr().out
+    n_valid = int(imdb.is_valid.sum())
+    assert f"{len(imdb) - n_valid} train, {n_valid} valid" in out
+    vocab = dblock.dataloaders(imdb, bs=4).vocab
+    assert f"TextBlock vocab ({len(vocab[0])})" in out and "['negative', 'positive']" in out
+    lines = out.splitlines()
+    assert "    _EncodeText -> Tensor(shape=(" in out  # the sample walked through the text steps
+    batch = lines[lines.index("A training batch of 4") + 1]
+    assert batch.startswith("  (Tensor(shape=(4, ") and batch.endswith("Tensor(shape=(4,), dtype=torch.int64))")
+    assert out.rstrip().endswith("All steps ran.")
+    bad = DataBlock(blocks=(TextBlock.from_df("text"), CategoryBlock), get_x=ColReader("txt"),
+                    get_y=ColReader("label"), splitter=ColSplitter("is_valid"))
+    with pytest.raises(RuntimeError, match="txt"):
+        bad.summary(imdb)
+
+
 def test_with_encoder_reencodes_same_splits(imdb):
     class CharEncoder:
         pad_idx, pad_first, vocab = 0, False, None

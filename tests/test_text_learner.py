@@ -17,7 +17,8 @@ from learnkit.export import load_learner
 from learnkit.metrics import accuracy
 from learnkit.samples import sample_path
 from learnkit.text.data import TextDataLoaders
-from learnkit.text.learner import language_model_learner, read_itos, text_classifier_learner
+from learnkit.text.learner import (LMLearner, ModelResetter, TextLearner, language_model_learner, read_itos,
+                                   text_classifier_learner)
 from learnkit.text.models.awdlstm import AWD_LSTM
 from learnkit.text.models.core import get_language_model, model_meta
 from learnkit.utils import set_seed
@@ -72,6 +73,7 @@ def test_export_round_trip_equal_predictions(trained, tmp_path):
     assert manifest["data"]["type"] == "text" and manifest["data"]["encoder"]["vocab"] == trained.dls.vocab[0]
     assert manifest["model"]["builder"] == "awd_lstm_classifier"
     back = load_learner(path)
+    assert type(back) is TextLearner
     texts = list(_keyword_df(0, 30).text)
     a = trained.get_preds(dl=trained.dls.test_dl(texts))[0]
     b = back.get_preds(dl=back.dls.test_dl(texts))[0]
@@ -90,8 +92,19 @@ def test_language_model_learns_and_transfers_its_encoder(tmp_path, one_thread):
         learn.fit_one_cycle(2, 2e-2)
     after = learn.validate()[0]
     assert torch.exp(torch.tensor(after)) < 0.5 * torch.exp(torch.tensor(before))  # perplexity at least halved
-    assert learn.predict("this movie is", n_words=4).startswith("xxbos this movie is ")
+    said = learn.predict("This movie is", n_words=4)
+    assert said.startswith("This movie is ") and not {"xxbos", "xxpad", "xxunk"} & set(said.split())
+    raw = learn.predict("This movie is", n_words=4, decoder=list, no_bar=True)  # the tokens as they come
+    assert raw.split()[:4] == ["xxmaj", "this", "movie", "is"] and len(raw.split()) == 8
+    assert len(learn.predict("This movie is", n_words=3, decoder=list, only_last_word=True).split()) == 7
+    with pytest.warns(UserWarning, match="no item with probability >= 2"):
+        learn.predict("This movie is", min_p=2.0)
     back = load_learner(learn.export("lm.pkl"))  # the language model exports too, vocab in the manifest
+    assert isinstance(back, LMLearner) and any(isinstance(c, ModelResetter) for c in back.cbs)
+    set_seed(3)
+    generated = learn.predict("This movie is", n_words=6, temperature=0.7)
+    set_seed(3)
+    assert back.predict("This movie is", n_words=6, temperature=0.7) == generated  # it generates like the original
     x = dls_lm.valid.one_batch()[0]
     learn.model.eval(), learn.model.reset(), back.model.reset()
     with torch.no_grad():

@@ -157,6 +157,11 @@ class DataBlock:
         print(f"  found {len(items)} items; first: {_short(items.iloc[0] if hasattr(items, 'iloc') else items[0])}")
         dsets = step("building the Datasets (split, vocab setup)", self.datasets, source)
         print("Split: " + ", ".join(f"{len(s)} {n}" for n, s in zip(("train", "valid", "test"), dsets.splits)))
+        own = next((b for b in dsets.blocks if hasattr(b, "build_dataloaders")), None)
+        if own is not None:  # a block that batches its own way (text) learns its vocab when it builds the loaders
+            print(f"{own.name} builds the loaders (bs={bs})")
+            dls = step(f"{own.name}: building the loaders",
+                       lambda: own.build_dataloaders(dsets, bs=bs, shuffle=False, **kwargs))
         for b in dsets.blocks:
             if b.vocab is not None:
                 print(f"  {b.name} vocab ({len(b.vocab)}): {_short(b.vocab)}")
@@ -175,6 +180,12 @@ class DataBlock:
                 x = step(f"{block.name}: {_name(f)}", f, x)
                 print(f"    {_name(f)} -> {_short(x)}")
             sample.append(x)
+        if own is not None:
+            b = step("one training batch", dls.train.one_batch)
+            print(f"\nA training batch of {bs}\n  {_short(b)}\n\nAll steps ran.")
+            if show_batch:
+                dls.show_batch(max_n=bs)
+            return
         item_tfms, batch_tfms = self._stage_tfms(dsets.blocks)
         s = tuple(sample)
         print("\nItem transforms (training split)")
@@ -205,7 +216,9 @@ def _short(x: Any) -> str:
         return f"Tensor(shape={tuple(x.shape)}, dtype={x.dtype})"
     if isinstance(x, tuple):
         return "(" + ", ".join(_short(v) for v in x) + ")"
-    if hasattr(x, "size") and hasattr(x, "mode"):
+    if hasattr(x, "size") and isinstance(getattr(x, "mode", None), str):  # a PIL image
         return f"{type(x).__name__}(mode={x.mode}, size={x.size})"
+    if hasattr(x, "to_dict") and hasattr(x, "index"):  # a DataFrame row
+        x = x.to_dict()
     r = repr(x)
     return r if len(r) < 120 else r[:117] + "..."

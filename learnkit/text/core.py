@@ -24,7 +24,7 @@ __all__ = [
     "text_proc_rules", "text_postproc_rules", "spec_add_spaces", "rm_useless_spaces", "replace_rep",
     "replace_wrep", "fix_html", "replace_all_caps", "replace_maj", "lowercase", "replace_space",
     "BaseTokenizer", "WordTokenizer", "RegexTokenizer", "tokenize1", "parallel_tokenize", "tokenize_texts",
-    "Tokenizer", "make_vocab", "Numericalize", "TextEncoder",
+    "Tokenizer", "make_vocab", "Numericalize", "TextEncoder", "decode_spec_tokens",
 ]
 
 UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ = \
@@ -107,6 +107,32 @@ text_postproc_rules = [replace_space]
 
 
 # -- word tokenizers: callables taking an iterable of texts and returning a list of token lists
+
+def decode_spec_tokens(tokens: Sequence[str]) -> list[str]:
+    """Undo the special tokens in ``tokens`` (fastai's): ``xxmaj``/``xxup`` case the next word, ``xxrep n c``
+    and ``xxwrep n w`` repeat it."""
+    out: list[str] = []
+    rule: str | None = None
+    count: int | None = None
+    for t in tokens:
+        if t in (TK_MAJ, TK_UP, TK_REP, TK_WREP):
+            rule, count = t, None
+        elif rule is None:
+            out.append(t)
+        elif rule in (TK_MAJ, TK_UP):
+            out.append(t[:1].upper() + t[1:].lower() if rule == TK_MAJ else t.upper())
+            rule = None
+        elif count is None:
+            try:
+                count = int(t)
+            except ValueError:  # a repeat marker without its count: drop the marker, keep the word
+                rule = None
+                out.append(t)
+        else:
+            out.extend([t * count] if rule == TK_REP else [t] * count)
+            rule, count = None, None
+    return out
+
 
 class BaseTokenizer:
     """Basic tokenizer that just splits on ``split_char``."""

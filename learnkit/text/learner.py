@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..callback.core import Callback
 from ..data.external import DownloadError, URLs, untar_data
@@ -18,6 +20,7 @@ from ..learner import Learner
 from ..losses import CrossEntropyLossFlat, MSELossFlat
 from ..utils import Path, atomic_write
 from . import transformer  # noqa: F401  (registers the transformer export builder)
+from .core import BOS, EOS, PAD, decode_spec_tokens
 from .data import TextDataLoaders
 from .models.awdlstm import AWD_LSTM
 from .models.core import get_language_model, get_text_classifier, model_meta
@@ -231,32 +234,40 @@ class LMLearner(TextLearner):
     """A language-model learner (fastai's ``LMLearner``)."""
 
     def predict(self, text: str, n_words: int = 1, no_unk: bool = True, temperature: float = 1.0,
-                min_p: float | None = None) -> str:
-        """``text`` followed by ``n_words`` tokens sampled from the model (fastai's ``LMLearner.predict``; the
-        tokens are returned as they are, special tokens included)."""
+                min_p: float | None = None, no_bar: bool = False,
+                decoder: Callable[[list[str]], list[str]] = decode_spec_tokens, only_last_word: bool = False) -> str:
+        """``text`` and the ``n_words`` tokens sampled after it, decoded by ``decoder`` (fastai's
+        ``LMLearner.predict``: no xxunk when ``no_unk``, tokens under ``min_p`` dropped, then ``temperature``)."""
         enc = self.dls.encoder
+        vocab = enc.vocab
         ids = enc.encode([text])[0]
-        if ids and ids[-1] == enc.num.o2i.get("xxeos", -1):
+        if ids and vocab[ids[-1]] == EOS:
             ids = ids[:-1]
+        if not ids:
+            raise ValueError(f"predict needs a text to continue; {text!r} gives no tokens.")
         self.model.eval()
         _reset(self.model)
-        unk = enc.num.unk_idx
         device = self._model_device()
-        out = list(ids)
+        out, inp = list(ids), ids
         with torch.no_grad():
-            inp = torch.tensor([out], device=device)
-            for _ in range(n_words):
-                logits = self.model(inp)[0, -1].float()
-                probs = torch.softmax(logits / max(temperature, 1e-6), dim=-1)
+            for _ in tqdm(range(n_words), disable=no_bar, leave=False):
+                probs = torch.softmax(self.model(torch.tensor([inp], device=device))[0, -1].float(), dim=-1)
                 if no_unk:
-                    probs[unk] = 0.0
-                if min_p is not None and (probs >= min_p).any():
-                    probs[probs < min_p] = 0.0
-                nxt = int(torch.multinomial(probs / probs.sum(), 1))
-                out.append(nxt)
-                inp = torch.tensor([[nxt]], device=device)
+                    probs[enc.num.unk_idx] = 0.0
+                if min_p is not None:
+                    if (probs >= min_p).any():
+                        probs[probs < min_p] = 0.0
+                    else:
+                        warnings.warn(f"There is no item with probability >= {min_p}, try a lower value.")
+                if temperature != 1.0:
+                    probs.pow_(1 / temperature)
+                out.append(int(torch.multinomial(probs, 1)))
+                if only_last_word:  # fastai's: each next word from the last one alone, on a fresh state
+                    _reset(self.model)
+                inp = [out[-1]]  # otherwise the state already holds the text so far
         _reset(self.model)
-        return enc.decode(out)
+        tokens = [vocab[i] for i in out if vocab[i] not in (BOS, PAD)]
+        return enc.tokenizer.sep.join(decoder(tokens))
 
 
 def _text_vocab(dls: Any) -> list[str]:
@@ -359,6 +370,11 @@ def build_awd_lstm_classifier(spec: dict) -> nn.Module:
                                max_len=spec.get("max_len"), y_range=tuple(y_range) if y_range else None)
 
 
-register_model_builder("awd_lstm_lm", build_awd_lstm_lm)
-register_model_builder("awd_lstm_classifier", build_awd_lstm_classifier)
+def _loaded(cls: type[TextLearner]) -> Callable[..., TextLearner]:
+    """How ``load_learner`` makes a text learner: ``cls`` with its own ``ModelResetter``."""
+    return lambda dls, model, **kwargs: cls(dls, model, cbs=[ModelResetter()], **kwargs)
+
+
+register_model_builder("awd_lstm_lm", build_awd_lstm_lm, learner=_loaded(LMLearner))
+register_model_builder("awd_lstm_classifier", build_awd_lstm_classifier, learner=_loaded(TextLearner))
 register_data_loaders("text", TextDataLoaders.from_spec)
