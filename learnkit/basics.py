@@ -91,3 +91,9 @@ __all__ += [
     "SpearmanCorrCoef", "JaccardCoeffMulti", "LossMetric", "LossMetrics", "AvgLoss", "Perplexity", "perplexity",
     "RMSProp", "QHAdam", "Larc", "Lamb",
 ]
+
+# fastcore's collection helpers, which the fastai book's code calls (`L(...).map(f)`, `first(dl)`, `coll_repr(toks, 30)`)
+from fastcore.basics import first  # noqa: F401,E402
+from fastcore.foundation import L, coll_repr  # noqa: F401,E402
+
+__all__ += ["L", "first", "coll_repr"]

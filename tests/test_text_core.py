@@ -64,6 +64,19 @@ def test_word_tokenizer_splits_like_spacy_on_fastai_examples():
     assert tok.tokenize("xxbos xxmaj hi") == ["xxbos", "xxmaj", "hi"]
 
 
+def test_whitespace_other_than_one_space_is_a_token_as_in_spacy():
+    tok = RegexTokenizer()
+    assert tok.tokenize("a b") == ["a", "b"] and tok.tokenize(" a ") == ["a"]
+    assert tok.tokenize("a  b") == ["a", " ", "b"]  # spaCy keeps the extra space
+    assert tok.tokenize("b.\n\nThen x") == ["b", ".", "\n\n", "Then", "x"]
+    assert tok.tokenize("a \nb") == ["a", "\n", "b"] and tok.tokenize("a\n b") == ["a", "\n ", "b"]
+    # fastai's text tutorial: the imdb_sample review that starts its show_batch (<br /> -> "\n" by fix_html)
+    text = "Raising Victor Vargas: A Review<br /><br />You know, Raising Victor Vargas is like sticking your hands"
+    assert " ".join(Tokenizer()(text)) == ("xxbos xxmaj raising xxmaj victor xxmaj vargas : a xxmaj review \n\n "
+                                          "xxmaj you know , xxmaj raising xxmaj victor xxmaj vargas is like sticking "
+                                          "your hands")
+
+
 def test_tokenize_with_rules_matches_fastai():
     assert tokenize1("This isn't a problem") == [BOS, TK_MAJ, "this", "is", "n't", "a", "problem"]
     assert tokenize1("This isn't a problem", tok=BaseTokenizer(), rules=[]) == ["This", "isn't", "a", "problem"]

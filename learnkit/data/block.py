@@ -37,7 +37,7 @@ class DataBlock:
     def __init__(self, blocks: Sequence | None = None, get_items: Callable | None = None, get_x: Any = None,
                  get_y: Any = None, splitter: Callable | None = None, item_tfms: Any = None, batch_tfms: Any = None,
                  n_inp: int | None = None, getters: Sequence[Callable | None] | None = None) -> None:
-        self.block_specs = list(blocks) if blocks is not None else list(_default_blocks())
+        self.block_specs = _as_list(blocks) if blocks is not None else list(_default_blocks())
         if len(self.block_specs) < 1:
             raise ValueError("DataBlock needs at least one block, e.g. blocks=(ImageBlock, CategoryBlock).")
         self.n_inp = n_inp if n_inp is not None else max(1, len(self.block_specs) - 1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from learnkit.basics import *  # noqa: F401,F403  (all.py files re-export; this is the one place star imports live)
 from learnkit.basics import __all__ as _basics_all
 
-from learnkit.text.core import (UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ, text_spec_tok, text_proc_rules, text_postproc_rules, spec_add_spaces, rm_useless_spaces, replace_rep, replace_wrep, fix_html, replace_all_caps, replace_maj, lowercase, replace_space, BaseTokenizer, WordTokenizer, RegexTokenizer, tokenize1, parallel_tokenize, tokenize_texts, Tokenizer, make_vocab, Numericalize, TextEncoder, decode_spec_tokens)  # noqa: F401
+from learnkit.text.core import (UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ, text_spec_tok, text_proc_rules, text_postproc_rules, spec_add_spaces, rm_useless_spaces, replace_rep, replace_wrep, fix_html, replace_all_caps, replace_maj, lowercase, replace_space, BaseTokenizer, WordTokenizer, RegexTokenizer, tokenize1, parallel_tokenize, tokenize_texts, Tokenizer, make_vocab, Numericalize, TextEncoder, decode_spec_tokens, defaults)  # noqa: F401
+from learnkit.text.subword import (SentencePieceTokenizer, SubwordTokenizer)  # noqa: F401
 from learnkit.text.data import (TextBlock, TextDataLoaders)  # noqa: F401
 from learnkit.text.loaders import (LMDataLoader, SortedTextDL, pad_batch)  # noqa: F401
 from learnkit.text.models.awdlstm import (dropout_mask, RNNDropout, WeightDropout, EmbeddingDropout, AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config, awd_lstm_lm_split, awd_lstm_clas_split)  # noqa: F401
@@ -17,7 +18,7 @@ __all__ = _basics_all + [
     "text_postproc_rules", "spec_add_spaces", "rm_useless_spaces", "replace_rep", "replace_wrep", "fix_html",
     "replace_all_caps", "replace_maj", "lowercase", "replace_space", "BaseTokenizer", "WordTokenizer",
     "RegexTokenizer", "tokenize1", "parallel_tokenize", "tokenize_texts", "Tokenizer", "make_vocab", "Numericalize",
-    "TextEncoder", "decode_spec_tokens", "TextBlock", "LMDataLoader", "SortedTextDL", "TextDataLoaders", "pad_batch", "dropout_mask",
+    "TextEncoder", "decode_spec_tokens", "defaults", "SentencePieceTokenizer", "SubwordTokenizer", "TextBlock", "LMDataLoader", "SortedTextDL", "TextDataLoaders", "pad_batch", "dropout_mask",
     "RNNDropout", "WeightDropout", "EmbeddingDropout", "AWD_LSTM", "awd_lstm_lm_config", "awd_lstm_clas_config",
     "awd_lstm_lm_split", "awd_lstm_clas_split", "LinearDecoder", "SequentialRNN", "SentenceEncoder",
     "masked_concat_pool", "PoolingLinearClassifier", "get_language_model", "get_text_classifier", "TextLearner",

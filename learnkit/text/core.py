@@ -15,6 +15,7 @@ import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ __all__ = [
     "text_proc_rules", "text_postproc_rules", "spec_add_spaces", "rm_useless_spaces", "replace_rep",
     "replace_wrep", "fix_html", "replace_all_caps", "replace_maj", "lowercase", "replace_space",
     "BaseTokenizer", "WordTokenizer", "RegexTokenizer", "tokenize1", "parallel_tokenize", "tokenize_texts",
-    "Tokenizer", "make_vocab", "Numericalize", "TextEncoder", "decode_spec_tokens",
+    "Tokenizer", "make_vocab", "Numericalize", "TextEncoder", "decode_spec_tokens", "defaults",
 ]
 
 UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ = \
@@ -106,7 +107,10 @@ text_proc_rules = [fix_html, replace_rep, replace_wrep, spec_add_spaces, rm_usel
 text_postproc_rules = [replace_space]
 
 
-# -- word tokenizers: callables taking an iterable of texts and returning a list of token lists
+#: fastai's ``defaults`` for text: ``Tokenizer`` reads its rules here when it is given none
+defaults = SimpleNamespace(text_spec_tok=text_spec_tok, text_proc_rules=text_proc_rules,
+                           text_postproc_rules=text_postproc_rules)
+
 
 def decode_spec_tokens(tokens: Sequence[str]) -> list[str]:
     """Undo the special tokens in ``tokens`` (fastai's): ``xxmaj``/``xxup`` case the next word, ``xxrep n c``
@@ -134,6 +138,8 @@ def decode_spec_tokens(tokens: Sequence[str]) -> list[str]:
     return out
 
 
+# -- word tokenizers: callables taking an iterable of texts and returning a list of token lists
+
 class BaseTokenizer:
     """Basic tokenizer that just splits on ``split_char``."""
 
@@ -154,12 +160,28 @@ _INFIX = re.compile(r"(?<=[^\W\d_])(--|-|…|\.\.\.|[,;:!?])(?=[^\W\d_])")
 
 
 _MEMO_SIZE = 1_000_000
+_ODD_SPACE = re.compile(r"[^\S ]| {2}")  # whitespace that is not a single space
+_WS_RUNS = re.compile(r"(\s+)")
+
+
+def _chunks(text: str) -> list[str]:
+    """spaCy's first split: on single spaces; any other run of whitespace (less one leading space) is a chunk."""
+    if _ODD_SPACE.search(text) is None:
+        return [c for c in text.split(" ") if c]
+    out = []
+    for i, part in enumerate(_WS_RUNS.split(text)):
+        if i % 2 and part[0] == " ":
+            part = part[1:]
+        if part:
+            out.append(part)
+    return out
 
 
 class RegexTokenizer:
     """A spaCy-free English word tokenizer: splits like spaCy's on ordinary text ("don't" -> "do n't").
 
-    Whitespace first, then per chunk: leading punctuation ("(", '"', "$"), trailing punctuation (".", ",", "!")
+    Whitespace first (a single space separates; other whitespace, such as the "\n" of a <br />, is a token, as
+    in spaCy), then per chunk: leading punctuation ("(", '"', "$"), trailing punctuation (".", ",", "!")
     except in abbreviations ("U.S.", "mr."), English contractions ("n't", "'s", "'re", ...), and hyphens or
     punctuation between letters ("well-known" -> "well - known"). Special tokens stay whole.
     """
@@ -199,7 +221,10 @@ class RegexTokenizer:
     def tokenize(self, text: str) -> list[str]:
         """The tokens of one text."""
         memo, out = self._memo, []
-        for chunk in text.split():
+        for chunk in _chunks(text):
+            if chunk.isspace():  # whitespace other than one space is a token, as in spaCy ("\n\n" from <br />s)
+                out.append(chunk)
+                continue
             toks = memo.get(chunk)
             if toks is None:
                 toks = self._chunk(chunk)
@@ -260,8 +285,8 @@ def parallel_tokenize(items: Sequence[str], tok: Any = None, rules: Sequence[Cal
                       chunk_size: int = 2000) -> list[list[str]]:
     """Tokens of every text, in order: rules, ``tok``, post rules; a process pool over chunks for big corpora."""
     tok = WordTokenizer() if tok is None else tok
-    rules = list(text_proc_rules if rules is None else rules)
-    post = list(text_postproc_rules if post_rules is None else post_rules)
+    rules = list(defaults.text_proc_rules if rules is None else rules)
+    post = list(defaults.text_postproc_rules if post_rules is None else post_rules)
     items = list(items)
     if n_workers is None:
         big = sum(len(str(t)) for t in items) >= PARALLEL_MIN_CHARS
@@ -316,8 +341,8 @@ class Tokenizer:
         if isinstance(tok, type):
             tok = tok()
         self.tok = WordTokenizer() if tok is None else tok
-        self.rules = list(text_proc_rules if rules is None else rules)
-        self.post_rules = list(text_postproc_rules if post_rules is None else post_rules)
+        self.rules = list(defaults.text_proc_rules if rules is None else rules)
+        self.post_rules = list(defaults.text_postproc_rules if post_rules is None else post_rules)
         self.counter, self.lengths, self.mode, self.sep, self.n_workers = counter, lengths, mode, sep, n_workers
         self.text_cols: list | None = None
 
@@ -366,6 +391,12 @@ class Tokenizer:
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
         return toks
+
+    def setup(self, texts: Sequence[str]) -> None:
+        """Let a word tokenizer that learns from the corpus (``SubwordTokenizer``) learn from ``texts``."""
+        setup = getattr(self.tok, "setup", None)
+        if callable(setup):
+            setup([str(t) for t in texts], rules=self.rules)
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of one text."""
@@ -465,7 +496,9 @@ class TextEncoder:
     def setup(self, texts: Iterable[str]) -> None:
         """Learn the vocab from the training texts (tokenized once; the tokens stay cached for ``encode``)."""
         if self.num.vocab is None:
-            self.num.setup(self.tokenizer._cached_tokens(list(texts)))
+            texts = list(texts)
+            self.tokenizer.setup(texts)
+            self.num.setup(self.tokenizer._cached_tokens(texts))
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text."""
