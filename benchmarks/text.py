@@ -5,8 +5,9 @@ Four measurements, all in one run:
 - ``loaders``: time to tokenize + numericalize the 1,000 reviews and build the classifier DataLoaders with
   ``TextDataLoaders.from_df(df, text_col='text', label_col='label', valid_col='is_valid')``, learnkit against
   fastai in the same run (each side in a fresh subprocess per round, sides alternating, so nothing is cached;
-  median of ``--rounds``), plus one epoch of iterating the training loader. learnkit uses its default
-  (spaCy-free) word tokenizer; fastai runs twice: ``fastai`` with ``tok_tfm=BaseTokenizer()`` (fastai's rules,
+  median of ``--rounds``), plus one epoch of iterating the training loader. learnkit runs twice: ``learnkit``
+  with its default (spaCy-free, splits like spaCy) word tokenizer, ``learnkit_base`` with ``tok_tfm=BaseTokenizer()``
+  (the same tokenizer as the ``fastai`` side); fastai runs twice: ``fastai`` with ``tok_tfm=BaseTokenizer()`` (fastai's rules,
   then a split on spaces: its cheapest word tokenizer, spaCy-free), and ``fastai_spacy`` with its default
   ``SpacyTokenizer`` (``spacy.blank('en')``: spaCy's English rules, no model download).
 - ``transformer``: ``text_classifier_learner(dls, 'all-MiniLM-L6-v2', metrics=accuracy)`` (weights offline
@@ -47,6 +48,7 @@ CSV = SHARED / "data" / "imdb_sample" / "texts.csv"
 PARTS = ("loaders", "transformer", "awd_lstm", "bow")
 
 IMPORTS = {"learnkit": "from learnkit.text.all import *\nTOK = {}\n",
+           "learnkit_base": "from learnkit.text.all import *\nTOK = {'tok_tfm': BaseTokenizer()}\n",
            "fastai": "from fastai.text.all import *\nTOK = {'tok_tfm': BaseTokenizer()}\n",
            "fastai_spacy": "from fastai.text.all import *\nTOK = {}\n"}
 
@@ -83,7 +85,7 @@ def bench_loaders(a: argparse.Namespace, sides: list[str]) -> dict:
     runs: dict = {lib: [] for lib in sides}
     for _ in range(a.rounds):
         for lib in sides:
-            runs[lib].append(run_side(sys.executable if lib == "learnkit" else a.fastai_python, lib, body))
+            runs[lib].append(run_side(a.fastai_python if lib.startswith("fastai") else sys.executable, lib, body))
     out = {}
     for lib, rs in runs.items():
         out[lib] = {"build_s": statistics.median(r["build_s"] for r in rs),
@@ -92,10 +94,11 @@ def bench_loaders(a: argparse.Namespace, sides: list[str]) -> dict:
         print(f"loaders {lib:12s} tokenize+numericalize+build {out[lib]['build_s']:6.2f} s  train epoch "
               f"{out[lib]['train_epoch_s'] * 1000:7.1f} ms ({out[lib]['batches']} batches, vocab {out[lib]['vocab']})",
               flush=True)
-    for ref in ("fastai", "fastai_spacy"):
-        if ref in out:
-            out[f"speedup_build_vs_{ref}"] = out[ref]["build_s"] / out["learnkit"]["build_s"]
-            print(f"loaders: learnkit builds {out[f'speedup_build_vs_{ref}']:.2f}x as fast as {ref}", flush=True)
+    for ours, ref in (("learnkit", "fastai"), ("learnkit", "fastai_spacy"), ("learnkit_base", "fastai")):
+        if ours in out and ref in out:
+            key = f"speedup_build_{ours}_vs_{ref}"
+            out[key] = out[ref]["build_s"] / out[ours]["build_s"]
+            print(f"loaders: {ours} builds {out[key]:.2f}x as fast as {ref}", flush=True)
     return out
 
 
@@ -248,7 +251,8 @@ def main() -> None:
             [a.fastai_python, "-c", "import fastai"], capture_output=True).returncode == 0
         if not have_fastai:
             print(f"fastai not found at {a.fastai_python}: measuring learnkit only (pass --fastai-python PATH).")
-        results["loaders"] = bench_loaders(a, ["learnkit"] + (["fastai", "fastai_spacy"] if have_fastai else []))
+        results["loaders"] = bench_loaders(a, ["learnkit", "learnkit_base"] +
+                                           (["fastai", "fastai_spacy"] if have_fastai else []))
     if "bow" in parts:
         results["bow"] = bench_bow(df)
     if "transformer" in parts:

@@ -3,6 +3,8 @@ from collections import Counter
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from learnkit.text.core import (BOS, EOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK, BaseTokenizer, Numericalize,
                                 RegexTokenizer, TextEncoder, Tokenizer, decode_spec_tokens, fix_html, lowercase, make_vocab,
@@ -75,6 +77,28 @@ def test_whitespace_other_than_one_space_is_a_token_as_in_spacy():
     assert " ".join(Tokenizer()(text)) == ("xxbos xxmaj raising xxmaj victor xxmaj vargas : a xxmaj review \n\n "
                                           "xxmaj you know , xxmaj raising xxmaj victor xxmaj vargas is like sticking "
                                           "your hands")
+
+
+def _spacy_whitespace_split(text: str) -> list[str]:
+    """spaCy's tokenizer loop over whitespace (spacy/tokenizer.pyx), written out plainly as the reference."""
+    out, start, in_ws = [], 0, False
+    for i, ch in enumerate(text):
+        if ch.isspace() != in_ws:
+            if start < i:
+                out.append(text[start:i])
+            start = i + 1 if ch == " " else i
+            in_ws = not in_ws
+    if start < len(text):
+        out.append(text[start:])
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab.,'(-!$ \n\t", max_size=30))
+def test_chunks_and_their_fast_paths_agree_with_the_plain_rules(text):
+    tok = RegexTokenizer()
+    want = [t for c in _spacy_whitespace_split(text) for t in ([c] if c.isspace() else tok._chunk(c))]
+    assert tok.tokenize(text) == want
 
 
 def test_tokenize_with_rules_matches_fastai():

@@ -13,6 +13,7 @@ import os
 import pickle
 import re
 from collections import Counter, OrderedDict
+from itertools import chain, repeat
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from types import SimpleNamespace
@@ -160,21 +161,8 @@ _INFIX = re.compile(r"(?<=[^\W\d_])(--|-|…|\.\.\.|[,;:!?])(?=[^\W\d_])")
 
 
 _MEMO_SIZE = 1_000_000
-_ODD_SPACE = re.compile(r"[^\S ]| {2}")  # whitespace that is not a single space
-_WS_RUNS = re.compile(r"(\s+)")
-
-
-def _chunks(text: str) -> list[str]:
-    """spaCy's first split: on single spaces; any other run of whitespace (less one leading space) is a chunk."""
-    if _ODD_SPACE.search(text) is None:
-        return [c for c in text.split(" ") if c]
-    out = []
-    for i, part in enumerate(_WS_RUNS.split(text)):
-        if i % 2 and part[0] == " ":
-            part = part[1:]
-        if part:
-            out.append(part)
-    return out
+# spaCy's first split: a single space separates; any other run of whitespace, less one leading space, is a token
+_SEPARATOR = re.compile(r" (?!\s)| ?(\s+)")
 
 
 class RegexTokenizer:
@@ -192,7 +180,7 @@ class RegexTokenizer:
                              f"tokenizer of your own, e.g. tok=spaCy's via a small wrapper.")
         self.lang = lang
         self.special_toks = set(text_spec_tok if special_toks is None else special_toks)
-        self._memo: dict[str, list[str]] = {}  # chunk -> tokens: words repeat, so most chunks are split once
+        self._memo: dict[str, tuple[str, ...]] = {}  # chunk -> tokens: words repeat, so most chunks are split once
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_memo": {}}  # workers start with an empty memo
@@ -220,18 +208,28 @@ class RegexTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens of one text."""
-        memo, out = self._memo, []
-        for chunk in _chunks(text):
-            if chunk.isspace():  # whitespace other than one space is a token, as in spaCy ("\n\n" from <br />s)
-                out.append(chunk)
-                continue
-            toks = memo.get(chunk)
-            if toks is None:
-                toks = self._chunk(chunk)
-                if len(memo) < _MEMO_SIZE:
-                    memo[chunk] = toks
-            out.extend(toks)
-        return out
+        memo = self._memo
+        chunks = [c for c in _SEPARATOR.split(text) if c]
+        found = list(map(memo.get, chunks))
+        if None in found:
+            for i, toks in enumerate(found):
+                if toks is None:  # (a chunk seen twice in this text is split once)
+                    found[i] = memo.get(chunks[i]) or self._split(chunks[i])
+        return list(chain.from_iterable(found))
+
+    def _split(self, chunk: str) -> tuple[str, ...]:
+        """The tokens of one chunk, remembered (a tuple of strs, which the garbage collector stops tracking)."""
+        # whitespace is a token as in spaCy ("\n\n"); letters and digits alone have nothing to split off, and
+        # letters then one closing mark ("movie.") split in two unless an abbreviation ("mr."): _chunk's result, faster
+        if chunk.isspace() or chunk.isalnum():
+            toks: tuple[str, ...] = (chunk,)
+        elif chunk[-1] in _SUFFIX and chunk[:-1].isalnum() and not _ABBREV.match(chunk):
+            toks = (chunk[:-1], chunk[-1])
+        else:
+            toks = tuple(self._chunk(chunk))
+        if len(self._memo) < _MEMO_SIZE:
+            self._memo[chunk] = toks
+        return toks
 
     def __call__(self, items: Iterable[str]) -> list[list[str]]:
         """Token lists of ``items``."""
@@ -251,20 +249,14 @@ def _apply_rules(text: str, rules: Sequence[Callable[[str], str]]) -> str:
 def _tokenize_chunk(args: tuple) -> list[list[str]]:
     """Worker: rules, word tokenizer, post rules over one chunk of texts."""
     texts, tok, rules, post_rules = args
-    out = tok([_apply_rules(str(t), rules) for t in texts])
+    out = [o if type(o) is list else list(o) for o in tok([_apply_rules(str(t), rules) for t in texts])]
     if not post_rules:
-        return [list(o) for o in out]
-    post: dict[str, str] = {}  # word -> post-processed word: words repeat, so each distinct one is done once
-    res = []
-    for o in out:
-        row = []
-        for w in o:
-            p = post.get(w)
-            if p is None:
-                p = post[w] = _apply_rules(w, post_rules)
-            row.append(p)
-        res.append(row)
-    return res
+        return out
+    # words repeat: post-process each distinct word once, and rewrite only the rows holding a word that changed
+    changed = {w: p for w in set(chain.from_iterable(out)) if (p := _apply_rules(w, post_rules)) != w}
+    if changed:
+        out = [[changed.get(w, w) for w in o] if not changed.keys().isdisjoint(o) else o for o in out]
+    return out
 
 
 def _picklable(*objs: Any) -> bool:
@@ -292,6 +284,8 @@ def parallel_tokenize(items: Sequence[str], tok: Any = None, rules: Sequence[Cal
         big = sum(len(str(t)) for t in items) >= PARALLEL_MIN_CHARS
         n_workers = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
             if big else 0
+    if n_workers > 1:  # at least one chunk per worker
+        chunk_size = max(1, min(chunk_size, -(-len(items) // n_workers)))
     chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
     if n_workers <= 1 or len(chunks) <= 1 or not _picklable(tok, rules, post):
         return [o for c in chunks for o in _tokenize_chunk((c, tok, rules, post))]
@@ -417,7 +411,10 @@ def _rule_name(r: Callable) -> str:
 def make_vocab(count: Counter, min_freq: int = 3, max_vocab: int = 60000,
                special_toks: Sequence[str] | None = None) -> list[str]:
     """fastai's vocab: special tokens first, then tokens by frequency (>= min_freq), padded to a multiple of 8."""
-    vocab = [o for o, c in count.most_common(max_vocab) if c >= min_freq]
+    # most_common's order (by count, ties in first-seen order), sorting the keys alone: no (word, count) tuples,
+    # whose allocation would set off a full garbage collection right after tokenizing a corpus
+    by_count = sorted(count, key=count.__getitem__, reverse=True)[:max_vocab]
+    vocab = [o for o in by_count if count[o] >= min_freq]
     for o in reversed(list(text_spec_tok if special_toks is None else special_toks)):
         if o in vocab:
             vocab.remove(o)
@@ -455,8 +452,7 @@ class Numericalize:
         """Tokens -> list of ids."""
         if self.vocab is None:
             raise RuntimeError("Numericalize has no vocab yet: setup() learns it from the training texts.")
-        o2i, unk = self.o2i, self.unk_idx
-        return [o2i.get(t, unk) for t in toks]
+        return list(map(self.o2i.get, toks, repeat(self.unk_idx)))
 
     def decode(self, ids: Sequence[int]) -> list[str]:
         """Ids -> tokens."""
