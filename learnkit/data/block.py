@@ -102,7 +102,7 @@ class DataBlock:
         dsets = self.datasets(source, verbose=verbose)
         if path is None:
             path = source if isinstance(source, (str, _PathBase)) and os.path.isdir(source) else "."
-        own = next((b for b in dsets.blocks if hasattr(b, "build_dataloaders")), None)
+        own = _own_batcher(dsets.blocks)
         if own is not None:  # blocks that batch their own way (text: LM streams, length-sorted batches)
             return own.build_dataloaders(dsets, bs=bs, val_bs=val_bs, device=device, shuffle=shuffle, path=path,
                                          **kwargs)
@@ -157,7 +157,7 @@ class DataBlock:
         print(f"  found {len(items)} items; first: {_short(items.iloc[0] if hasattr(items, 'iloc') else items[0])}")
         dsets = step("building the Datasets (split, vocab setup)", self.datasets, source)
         print("Split: " + ", ".join(f"{len(s)} {n}" for n, s in zip(("train", "valid", "test"), dsets.splits)))
-        own = next((b for b in dsets.blocks if hasattr(b, "build_dataloaders")), None)
+        own = _own_batcher(dsets.blocks)
         if own is not None:  # a block that batches its own way (text) learns its vocab when it builds the loaders
             print(f"{own.name} builds the loaders (bs={bs})")
             dls = step(f"{own.name}: building the loaders",
@@ -205,6 +205,11 @@ class DataBlock:
         if show_batch:
             dl.batch_tfms = batch_tfms
             dl.show_batch()
+
+
+def _own_batcher(blocks: Sequence[TransformBlock]) -> TransformBlock | None:
+    """The block that builds its own loaders (text: LM streams, length-sorted batches), if any."""
+    return next((b for b in blocks if hasattr(b, "build_dataloaders")), None)
 
 
 def _name(f: Any) -> str:

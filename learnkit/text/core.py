@@ -13,9 +13,9 @@ import os
 import pickle
 import re
 from collections import Counter, OrderedDict
-from itertools import chain, repeat
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from itertools import chain, repeat
 from types import SimpleNamespace
 from typing import Any
 
