@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagenette import EpochTimer, check_data, fit_and_summarise, limited_files, parse_args
+from imagenette_common import EpochTimer, check_data, fit_and_summarise, limited_files, parse_args  # noqa: E402
 
 __all__ = ["run_fastai"]
 

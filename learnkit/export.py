@@ -7,8 +7,11 @@ the loss whose ``activation``/``decodes`` turn outputs into predictions). Nothin
 *get* the data (a label lambda, a getter living in ``__main__``) is needed or stored.
 
 Classes are rebuilt only from registries of names (``register_transform``, ``register_block``,
-``register_loss``, ``register_model_builder``); a model with no spec can be exported only with the
-explicit opt-in ``pickle_model=True``, and such a file loads only with ``pickle_model=True`` too.
+``register_loss``, ``register_model_builder``, ``register_data_loaders``: ``learnkit.registry``), which each
+domain fills where it defines things; this module imports no domain. The manifest lists the modules
+that registered what it uses, and ``load_learner`` imports those of learnkit's own package (never
+another module) before rebuilding. A model with no spec can be exported only with the explicit opt-in
+``pickle_model=True``, and such a file loads only with ``pickle_model=True`` too.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ import inspect
 import io
 import json
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -26,10 +28,11 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import __version__
-from .data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
 from .data.core import DataLoader, DataLoaders, Datasets
-from .data.transforms import IntToFloatTensor, ToTensor, Transform
-from .utils import Path, atomic_write
+from .registry import (_BLOCKS, _DATA_LOADERS, _LEARNERS, _LOSSES, _MODEL_BUILDERS, _TRANSFORMS, ExportError,
+                       import_registering, module_of, register_block, register_data_loaders, register_loss,
+                       register_model_builder, register_transform)
+from .utils import Path, write_under_path
 from .weights_io import load_model_state
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,82 +42,14 @@ __all__ = ["export_learner", "load_learner", "register_transform", "register_blo
            "register_model_builder", "register_data_loaders", "ExportError", "FORMAT", "write_under_path"]
 
 FORMAT = "learnkit-export"
-VERSION = 1
-_TRANSFORMS: dict[str, type] = {}
-_BLOCKS: dict[str, Callable[..., TransformBlock]] = {}
-_LOSSES: dict[str, type] = {}
-_MODEL_BUILDERS: dict[str, Callable[[dict], torch.nn.Module]] = {}
-_DATA_LOADERS: dict[str, Callable[[dict, torch.device], Any]] = {}
-_LEARNERS: dict[str, Callable[..., Any]] = {}  # builder name -> what load_learner builds the learner with
-
-
-class ExportError(ValueError):
-    """The learner can't be described as data, or a file is not a learnkit export."""
-
-
-def register_transform(cls: type) -> type:
-    """Make a transform class (with ``get_config``) rebuildable by ``load_learner``; usable as a decorator."""
-    _TRANSFORMS[cls.__name__] = cls
-    return cls
-
-
-def register_block(name: str, factory: Callable[..., TransformBlock]) -> None:
-    """Make a block factory rebuildable by name (called with the block's saved config)."""
-    _BLOCKS[name] = factory
-
-
-def register_loss(cls: type) -> type:
-    """Make a loss class rebuildable by ``load_learner``; usable as a decorator."""
-    _LOSSES[cls.__name__] = cls
-    return cls
-
-
-def register_model_builder(name: str, builder: Callable[[dict], torch.nn.Module],
-                           learner: Callable[..., Any] | None = None) -> None:
-    """Register ``builder(spec) -> nn.Module`` for specs whose ``'builder'`` is ``name``; ``load_learner`` makes
-    the learner with ``learner(dls, model, loss_func=, path=)`` (a ``Learner`` subclass; default ``Learner``)."""
-    _MODEL_BUILDERS[name] = builder
-    if learner is not None:
-        _LEARNERS[name] = learner
-
-
-def register_data_loaders(type_name: str, from_spec: Callable[[dict, torch.device], Any]) -> None:
-    """Register ``from_spec(spec, device)`` for DataLoaders whose ``spec()`` dict says ``"type": type_name``."""
-    _DATA_LOADERS[type_name] = from_spec
-
-
-def _register_builtins() -> None:
-    if _TRANSFORMS:
-        return
-    from . import losses
-    from .vision import augment, core as vcore
-    from .vision.learner import build_vision_model
-    from .vision import batch_augment
-    for cls in (ToTensor, IntToFloatTensor, *[getattr(augment, n) for n in augment.__all__],
-                *[getattr(batch_augment, n) for n in batch_augment.__all__]):
-        if isinstance(cls, type) and issubclass(cls, Transform):
-            register_transform(cls)
-    for name in losses.__all__:
-        obj = getattr(losses, name)
-        if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
-            register_loss(obj)
-    register_block("CategoryBlock", lambda vocab=None, **_: CategoryBlock(vocab=vocab, sort=False))  # saved order
-    register_block("MultiCategoryBlock", lambda vocab=None, encoded=False, **_: MultiCategoryBlock(encoded, vocab))
-    register_block("RegressionBlock", lambda n_out=None, **_: RegressionBlock(n_out))
-    register_block("ImageBlock", lambda cls="PILImage", **_: vcore.ImageBlock(
-        cls=vcore.PILImageBW if cls == "PILImageBW" else vcore.PILImage))
-    if hasattr(vcore, "MaskBlock"):
-        register_block("MaskBlock", lambda codes=None, vocab=None, **_: vcore.MaskBlock(codes=codes or vocab))
-    register_model_builder("vision_learner", build_vision_model)
-    from .vision.unet_learner import build_unet_model
-    register_model_builder("unet_learner", build_unet_model)
-    from .collab.learner import build_collab_model
-    from .tabular.data import TabularDataLoaders
-    from .tabular.learner import build_tabular_model
-    register_model_builder("tabular_learner", build_tabular_model)
-    register_model_builder("collab_learner", build_collab_model)
-    register_data_loaders("tabular", TabularDataLoaders.from_spec)
-    from .text import learner as _text_learner  # noqa: F401  (registers the text builders and loaders)
+VERSION = 2  # 2: the manifest lists the modules whose registrations it needs ("modules")
+# Version 1 manifests name no modules: their files load after importing the learnkit modules that registered
+# everything a version 1 export could use (names only: this module imports no domain).
+_VERSION1_MODULES = ("learnkit.learner", "learnkit.losses", "learnkit.data.blocks", "learnkit.data.transforms",
+                     "learnkit.data.normalize", "learnkit.vision.augment", "learnkit.vision.batch_augment",
+                     "learnkit.vision.core", "learnkit.vision.learner", "learnkit.vision.unet_learner",
+                     "learnkit.tabular.data", "learnkit.tabular.learner", "learnkit.collab.learner",
+                     "learnkit.text.learner")
 
 
 # -- describing
@@ -144,34 +79,46 @@ def _loss_config(loss: Any) -> dict:
     return {"name": name, "config": cfg}
 
 
+def _modules(manifest: dict) -> list[str]:
+    """The modules whose registrations rebuild ``manifest``: ``load_learner`` imports the learnkit ones first."""
+    data, spec = manifest["data"], manifest["model"]
+    names = [("learner", ""), ("loss", manifest["loss"]["name"])]
+    if not spec.get("pickled"):
+        names.append(("model_builder", spec.get("builder")))
+    if "type" in data:
+        names.append(("data_loaders", data["type"]))
+    else:
+        names += [("block", b.get("name")) for b in data["blocks"]]
+        names += [("transform", t["name"]) for t in data["item_tfms"] + data["batch_tfms"]]
+    return sorted({m for reg, name in names if (m := module_of(reg, name)) is not None})
+
+
 def _manifest(learn: "Learner", pickled: bool) -> dict:
     dls = learn.dls
     own = dls.spec() if callable(getattr(dls, "spec", None)) else None
     if isinstance(own, dict) and own.get("type") in _DATA_LOADERS:  # loaders that describe themselves (tabular)
-        return {"format": FORMAT, "version": VERSION, "learnkit_version": __version__,
-                "model": {"pickled": True} if pickled else learn.model_spec, "data": own,
-                "loss": _loss_config(learn.loss_func)}
-    if dls.blocks is None:
+        data = own
+    elif dls.blocks is None:
         raise ExportError("export needs DataLoaders built from blocks (DataBlock or a factory) so inference knows how "
                           "to load and decode items; plain torch loaders can't be described. Use learn.save() instead.")
-    valid = dls.valid
-    return {
-        "format": FORMAT, "version": VERSION, "learnkit_version": __version__,
-        "model": {"pickled": True} if pickled else learn.model_spec,
-        "data": {
+    else:
+        valid = dls.valid
+        data = {
             "n_inp": dls.n_inp,
             "blocks": [b.get_config() for b in dls.blocks],
             "item_tfms": [c for t in valid.item_tfms if (c := _tfm_config(t, "item")) is not None],
             "batch_tfms": [c for t in valid.batch_tfms if (c := _tfm_config(t, "batch")) is not None],
             "bs": valid.bs,
-        },
-        "loss": _loss_config(learn.loss_func),
-    }
+        }
+    manifest = {"format": FORMAT, "version": VERSION, "learnkit_version": __version__,
+                "model": {"pickled": True} if pickled else learn.model_spec, "data": data,
+                "loss": _loss_config(learn.loss_func)}
+    manifest["modules"] = _modules(manifest)
+    return manifest
 
 
 def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pickle_model: bool = False) -> Path:
     """Write ``learn`` for inference (weights + manifest, no pickled code) atomically; returns the file's path."""
-    _register_builtins()
     spec = getattr(learn, "model_spec", None)
     if spec is None and not pickle_model:
         raise ExportError(
@@ -195,17 +142,6 @@ def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pi
     manifest["weights_sha256"] = _payload_sha256(st_save(tensors))  # the payload doesn't depend on the metadata
     blob = st_save(tensors, metadata={"format": FORMAT, "manifest": json.dumps(manifest)})
     return write_under_path(learn, fname, blob)
-
-
-def write_under_path(learn: "Learner", fname: str | os.PathLike, blob: bytes) -> Path:
-    """Write ``blob`` atomically to ``fname`` (relative names are under ``learn.path``); returns the path."""
-    path = Path(fname)
-    if not path.is_absolute():
-        path = Path(learn.path) / path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as f:
-        f.write(blob)
-    return path
 
 
 # -- loading
@@ -251,26 +187,30 @@ def _check_head(fname: Path, spec: dict, dls: Any) -> None:
                           f"the wrong labels. Re-export the learner from the training session.")
 
 
-def _inference_dls(data: dict, device: torch.device) -> DataLoaders:
+def _not_registered(what: str, name: str, others: list[str]) -> ExportError:
+    """The error for a name no imported module registered; ``others``: the export's modules learnkit didn't import."""
+    fix = (f"import the module that defines it ({', '.join(others)}) before load_learner" if others else
+           "register it with learnkit.export.register_* or upgrade learnkit")
+    return ExportError(f"The export uses the {what} {name!r}, which is not registered: {fix}.")
+
+
+def _inference_dls(data: dict, device: torch.device, others: list[str]) -> DataLoaders:
     if "type" in data:  # loaders that described themselves: rebuilt by their registered from_spec
         if data["type"] not in _DATA_LOADERS:
-            raise ExportError(f"The export holds DataLoaders of type {data['type']!r}, which this learnkit doesn't "
-                              f"know: register it with learnkit.export.register_data_loaders or upgrade learnkit.")
+            raise _not_registered("DataLoaders type", data["type"], others)
         return _DATA_LOADERS[data["type"]](data, device)
     blocks = []
     for cfg in data["blocks"]:
         name = cfg["name"]
         if name not in _BLOCKS:
-            raise ExportError(f"The export uses the block {name!r}, which this learnkit doesn't know: register it with "
-                              f"learnkit.export.register_block or upgrade learnkit.")
+            raise _not_registered("block", name, others)
         blocks.append(_BLOCKS[name](**{k: v for k, v in cfg.items() if k not in ("name", "kind")}))
 
     def build(items: list) -> list:
         out = []
         for c in items:
             if c["name"] not in _TRANSFORMS:
-                raise ExportError(f"The export uses the transform {c['name']!r}, which is not registered: import the "
-                                  f"module that defines it (decorated with @register_transform) before load_learner.")
+                raise _not_registered("transform", c["name"], others)
             out.append(_TRANSFORMS[c["name"]](**c["config"]))
         return out
 
@@ -283,13 +223,12 @@ def _inference_dls(data: dict, device: torch.device) -> DataLoaders:
 
 def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool = False) -> "Learner":
     """Load a learner written by ``learn.export()`` for inference; runs no pickled code unless you opt in."""
-    from .learner import Learner  # the learner module imports this one lazily too
-    _register_builtins()
     fname = Path(fname)
     manifest, tensors = _read(fname)
+    others = import_registering(manifest.get("modules", _VERSION1_MODULES), fname)
     device = torch.device("cpu") if cpu or not torch.cuda.is_available() else torch.device("cuda")
     spec = manifest["model"]
-    dls = _inference_dls(manifest["data"], device)
+    dls = _inference_dls(manifest["data"], device, others)
     if not spec.get("pickled"):
         _check_head(fname, spec, dls)
     if spec.get("pickled"):
@@ -302,13 +241,15 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool 
     else:
         builder = _MODEL_BUILDERS.get(spec.get("builder"))
         if builder is None:
-            raise ExportError(f"{fname} needs the model builder {spec.get('builder')!r}, which is not registered.")
+            raise _not_registered("model builder", spec.get("builder"), others)
         model = builder(spec)
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         load_model_state(model, state, fname)
     lc = manifest["loss"]
+    if lc["name"] not in _LOSSES:
+        raise _not_registered("loss", lc["name"], others)
     loss = _LOSSES[lc["name"]](**lc["config"])
-    make = _LEARNERS.get(spec.get("builder"), Learner)
+    make = _LEARNERS.get(spec.get("builder")) or _LEARNERS[None]
     learn = make(dls, model.to(device), loss_func=loss, path=fname.parent)
     learn.model_spec = None if spec.get("pickled") else spec
     learn.model.eval()

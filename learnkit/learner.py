@@ -29,12 +29,14 @@ from .callback.precision import to_bf16, to_channels_last, to_fp16, to_fp32
 from .callback.progress import ProgressCallback, TableWriter
 from .callback.recorder import Recorder
 from .distributed import auto_distrib, distrib_barrier, distrib_ctx, rank_distrib
+from .export import export_learner
 from .resume import resume_callbacks, training_state
 from .callback.schedule import (fine_tune, fit_flat_cos, fit_one_cycle, fit_sgdr, lr_find, lr_range, set_hyper,
                                 valley)
 from .losses import loss_for_kind
 from .metrics import Metric, to_metric
 from .optimizer import Adam
+from .registry import register_learner
 from .utils import Path, atomic_write, to_device
 from .weights_io import load_model_state, read_weights
 
@@ -115,6 +117,7 @@ def _cat(batches: list) -> Any:
     return torch.cat(batches)
 
 
+@register_learner
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func`` and an optimizer built by ``opt_func``; see the module doc."""
 
@@ -634,7 +637,6 @@ class Learner:
             return self.to_onnx("export.onnx" if str(fname) == "export.pkl" else fname)
         if format != "learnkit":
             raise ValueError(f"export(format={format!r}): use 'learnkit' (the default) or 'onnx'.")
-        from .export import export_learner  # export sits above the learner in the layering
         if rank_distrib():
             return Path(self.path) / fname
         return export_learner(self, fname, pickle_model=pickle_model)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .registry import register_loss
+
 __all__ = [
     "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
     "LabelSmoothingCrossEntropy",
@@ -57,6 +59,7 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss
 
 
+@register_loss
 class CrossEntropyLossFlat(_Loss):
     """Cross-entropy over ``axis`` with all other dimensions flattened (classification, segmentation)."""
 
@@ -84,6 +87,7 @@ class CrossEntropyLossFlat(_Loss):
         return out.argmax(dim=self.axis)
 
 
+@register_loss
 class BCEWithLogitsLossFlat(_Loss):
     """Binary cross-entropy on logits, for multi-label targets; decodes with a threshold."""
 
@@ -115,6 +119,7 @@ class BCEWithLogitsLossFlat(_Loss):
         return out > self.thresh
 
 
+@register_loss
 class BCELossFlat(_Loss):
     """``nn.BCELoss`` on probabilities with input and target flattened (fastai's); integer targets are made float.
 
@@ -175,6 +180,7 @@ class _RegressionLossFlat(_Loss):
         return out
 
 
+@register_loss
 class MSELossFlat(_RegressionLossFlat):
     """Mean squared error with prediction and target flattened to the same shape."""
 
@@ -183,6 +189,7 @@ class MSELossFlat(_RegressionLossFlat):
         return F.mse_loss(*self._flat(inp, targ), reduction=self.reduction)
 
 
+@register_loss
 class L1LossFlat(_RegressionLossFlat):
     """Mean absolute error with prediction and target flattened to the same shape."""
 
@@ -191,6 +198,7 @@ class L1LossFlat(_RegressionLossFlat):
         return F.l1_loss(*self._flat(inp, targ), reduction=self.reduction)
 
 
+@register_loss
 class LabelSmoothingCrossEntropy(_Loss):
     """Cross-entropy against targets smoothed by ``eps`` (fastai's formula); classes on dimension 1.
 
@@ -256,6 +264,7 @@ class _FlatClassLoss(_Loss):
         return out.argmax(dim=self.axis)
 
 
+@register_loss
 class LabelSmoothingCrossEntropyFlat(_FlatClassLoss):
     """``LabelSmoothingCrossEntropy`` over ``axis`` with every other dimension flattened."""
 
@@ -273,6 +282,7 @@ class LabelSmoothingCrossEntropyFlat(_FlatClassLoss):
         return self.func.eps
 
 
+@register_loss
 class FocalLoss(_Loss):
     """Focal loss ``w_y * (1 - p_y)**gamma * -log(p_y)`` (Lin et al.) on logits, classes on dimension 1.
 
@@ -307,6 +317,7 @@ class FocalLoss(_Loss):
         return out.argmax(dim=1)
 
 
+@register_loss
 class FocalLossFlat(_FlatClassLoss):
     """``FocalLoss`` over ``axis`` with every other dimension flattened (down-weights easy examples)."""
 
@@ -324,6 +335,7 @@ class FocalLossFlat(_FlatClassLoss):
         return self.func.gamma
 
 
+@register_loss
 class DiceLoss(_Loss):
     """``1 - dice`` per item and class for segmentation, from softmax probabilities and integer masks (fastai's formula).
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .data.normalize import Normalize
-from .export import write_under_path
+from .utils import write_under_path
 from .utils import Path
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -14,7 +14,8 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor", "range_of"]
+__all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor", "range_of",
+           "write_under_path"]
 
 
 def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
@@ -204,3 +205,14 @@ def pca(x: torch.Tensor, k: int = 2) -> torch.Tensor:
     x = x.float() - x.float().mean(0)
     _, _, v = torch.linalg.svd(x, full_matrices=False)
     return x @ v[:k].T
+
+
+def write_under_path(learn: Any, fname: str | os.PathLike, blob: bytes) -> Path:
+    """Write ``blob`` atomically to ``fname`` (relative names are under ``learn.path``); returns the path."""
+    path = Path(fname)
+    if not path.is_absolute():
+        path = Path(learn.path) / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as f:
+        f.write(blob)
+    return path

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..learner import Learner
 from ..losses import MSELossFlat
+from ..registry import register_model_builder
 from ..tabular.core import get_emb_sz
 from ..tabular.learner import _config_spec
 from ..tabular.model import ACTIVATIONS
@@ -53,3 +54,6 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     learn = Learner(dls, model, loss_func=loss_func, **kwargs)
     learn.model_spec = spec
     return learn
+
+
+register_model_builder("collab_learner", build_collab_model)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..registry import register_block
 from ..utils import one_hot
 from .transforms import ToTensor, Transform
 
@@ -383,3 +384,8 @@ def RegressionBlock(n_out: int | None = None) -> TransformBlock:
     return TransformBlock("regression", type_tfms=[RegressionSetup()], item_tfms=[ToTensor()],
                           name="RegressionBlock", config={"n_out": n_out})
 
+
+# rebuilt by load_learner from each block's get_config() (the saved vocabulary keeps its order)
+register_block("CategoryBlock", lambda vocab=None, **_: CategoryBlock(vocab=vocab, sort=False))
+register_block("MultiCategoryBlock", lambda vocab=None, encoded=False, **_: MultiCategoryBlock(encoded, vocab))
+register_block("RegressionBlock", lambda n_out=None, **_: RegressionBlock(n_out))

@@ -25,7 +25,16 @@ from .blocks import EncodedMultiCategorize, MultiCategorize, TransformBlock
 from .preload import check_preloadable, collect, n_batches, preload_order, preloaded_batches
 from .transforms import TRAIN, VALID, Transform, apply_transforms, decode_transforms, sort_by_order
 
-__all__ = ["Datasets", "TfmdSubset", "DataLoader", "DataLoaders", "RAW_INPUT_TYPES"]
+__all__ = ["Datasets", "TfmdSubset", "DataLoader", "DataLoaders", "RAW_INPUT_TYPES", "attach_addon"]
+
+# Add-ons built on this module (data/imbalance.py: oversampling and split summaries) attach what some DataLoaders
+# methods call, so this module imports none of them; ``learnkit.data`` imports every add-on when it loads.
+_ADDONS: dict[str, Callable[..., Any]] = {}
+
+
+def attach_addon(name: str, fn: Callable[..., Any]) -> None:
+    """Make ``fn(dls, ...)`` what ``DataLoaders.<name>(...)`` runs (``'weighted'``, ``'summary'``)."""
+    _ADDONS[name] = fn
 
 # values a block's type transforms take directly (so test_dl / predict skip get_x for them)
 RAW_INPUT_TYPES = (str, _PathBase, Image.Image, np.ndarray, torch.Tensor, bytes)
@@ -545,14 +554,11 @@ class DataLoaders:
         ``wgts``: one weight per training item, or ``'balanced'`` (each item ``1 / count of its class``, so every
         class is drawn equally often). Validation and test loaders are unchanged.
         """
-        from .imbalance import WeightedDL  # the sampler sits beside the data layer
-        return DataLoaders(WeightedDL.from_loader(self.train, wgts), *self.loaders[1:], path=self.path,
-                           getters=self.getters)
+        return _ADDONS["weighted"](self, wgts)
 
     def summary(self) -> "Any":
         """Print each split's size and label counts (targets with a vocabulary); returns the counts as a DataFrame."""
-        from .imbalance import split_summary
-        return split_summary(self)
+        return _ADDONS["summary"](self)
 
     def preload(self) -> "DataLoaders":
         """Keep every loader's item-transformed data on the device (``DataLoader.preload``)."""

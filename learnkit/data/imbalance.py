@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from .core import DataLoader, _apply_pipeline
+from .core import DataLoader, DataLoaders, _apply_pipeline, attach_addon
 
 __all__ = ["item_targets", "label_counts", "class_weights", "WeightedDL", "split_summary"]
 
@@ -177,3 +177,12 @@ def split_summary(dls: Any) -> pd.DataFrame:
         df.index.name = "label"
         print(df.to_string())
     return df
+
+
+def weighted_loaders(dls: DataLoaders, wgts: Any = "balanced") -> DataLoaders:
+    """``dls`` with the training loader drawing by weight (``WeightedDL``); what ``DataLoaders.weighted`` runs."""
+    return DataLoaders(WeightedDL.from_loader(dls.train, wgts), *dls.loaders[1:], path=dls.path, getters=dls.getters)
+
+
+attach_addon("weighted", weighted_loaders)
+attach_addon("summary", split_summary)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..registry import register_transform
 from .transforms import Transform
 
 __all__ = ["Normalize"]
@@ -24,6 +25,7 @@ def _stats_tensor(v: Any, name: str) -> torch.Tensor:
     return t
 
 
+@register_transform
 class Normalize(Transform):
     """Batch transform: ``(x - mean) / std`` per channel for images (kind 'image' only); ``decode`` undoes it.
 

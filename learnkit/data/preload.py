@@ -7,8 +7,8 @@ uint8), the per-epoch cost of JPEG decoding and per-item transforms disappears: 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
@@ -16,13 +16,17 @@ from torch.utils.data import DataLoader as TorchDataLoader
 
 from .transforms import TRAIN
 
-if TYPE_CHECKING:
-    from .core import DataLoader
-
 __all__ = ["check_preloadable", "collect", "n_batches", "preload_order", "preloaded_batches"]
 
 
-def check_preloadable(dl: "DataLoader") -> None:
+class _Loader(Protocol):
+    """What ``check_preloadable`` reads of a loader (``data/core.py``'s DataLoader: this module stays below it)."""
+
+    split_idx: int | None
+    item_tfms: Sequence[Any]
+
+
+def check_preloadable(dl: _Loader) -> None:
     """Refuse a training loader whose item transforms draw at random: a preloaded copy would freeze one draw."""
     if dl.split_idx != TRAIN:
         return

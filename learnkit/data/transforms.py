@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..registry import register_transform
+
 __all__ = ["Transform", "ToTensor", "IntToFloatTensor", "apply_transforms", "decode_transforms", "sort_by_order",
            "infer_kind"]
 
@@ -104,6 +106,7 @@ def decode_transforms(tfms: Sequence[Transform], sample: tuple, kinds: Sequence[
     return sample
 
 
+@register_transform
 class ToTensor(Transform):
     """Turn PIL images into uint8 CHW tensors, masks into int64 HW tensors, numbers into tensors."""
 
@@ -153,6 +156,7 @@ class ToTensor(Transform):
         return x
 
 
+@register_transform
 class IntToFloatTensor(Transform):
     """Batch transform: uint8 images -> float in [0, 1] on the device; masks -> int64."""
 

@@ -19,6 +19,7 @@ from ..data.blocks import TransformBlock
 from ..data.core import DataLoaders
 from ..data.preload import n_batches, preloaded_batches
 from ..data.transforms import TRAIN, VALID
+from ..registry import register_data_loaders
 from ..utils import Path, default_device
 from .core import TabularPandas, _as_names
 
@@ -426,3 +427,5 @@ class TabularDataLoaders(DataLoaders):
     def __repr__(self) -> str:
         return f"TabularDataLoaders(train={self.train!r}, valid={self.valid!r})"
 
+
+register_data_loaders("tabular", TabularDataLoaders.from_spec)

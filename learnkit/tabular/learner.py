@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from ..learner import Learner
+from ..registry import register_model_builder
 from .core import get_emb_sz
 from .model import ACTIVATIONS, TabularModel
 
@@ -63,3 +64,6 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: dict
         "builder": "tabular_learner", "emb_szs": [list(e) for e in sizes], "n_cont": n_cont, "out_sz": int(n_out),
         "layers": layers, "y_range": None if y_range is None else [float(v) for v in y_range], "config": cfg}
     return learn
+
+
+register_model_builder("tabular_learner", build_tabular_model)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..callback.core import Callback
 from ..data.external import DownloadError, URLs, untar_data
-from ..export import register_data_loaders, register_model_builder
+from ..registry import register_data_loaders, register_model_builder
 from ..learner import Learner
 from ..losses import CrossEntropyLossFlat, MSELossFlat
 from ..utils import Path, atomic_write

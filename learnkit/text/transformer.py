@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..export import register_model_builder
+from ..registry import register_model_builder
 from ..learner import Learner
 from ..utils import Path
 

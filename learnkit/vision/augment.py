@@ -7,8 +7,9 @@ with nearest-neighbour so they keep only their original class ids. Points are ``
 coordinates ``(x, y)`` in the continuous convention (pixel ``i`` spans ``[i, i + 1)``).
 Random item transforms do their deterministic version on the validation split (centre crop).
 
-Batch transforms (``Flip``, ``Normalize``) run on the device on whole batches of plain float
-tensors (BCHW) after ``IntToFloatTensor`` (order 10).
+Batch transforms run on the device on whole batches of plain float tensors (BCHW) after
+``IntToFloatTensor`` (order 10): ``Normalize`` (``data/normalize.py``) and ``Flip`` (``batch_augment.py``,
+with the other batch augmentations) are importable from here too.
 
 Sizes are ``int`` (square) or ``(height, width)``, as in fastai.
 """
@@ -25,6 +26,9 @@ from PIL import Image
 
 from ..data.normalize import Normalize
 from ..data.transforms import Transform
+from ..registry import register_transform
+from .aug_args import _PAD_MODES, PadMode, _check_choice, _size_hw
+from .batch_augment import Flip  # a batch transform; importable from here as before
 from .core import _is_lazy, imagenet_stats, load_pixels
 
 __all__ = [
@@ -44,37 +48,7 @@ class ResizeMethod:
     Pad = "pad"  # fit the whole image inside the size and pad the rest
 
 
-class PadMode:
-    """How padded areas are filled."""
-
-    Zeros = "zeros"
-    Border = "border"
-    Reflection = "reflection"
-
-
-_PAD_MODES = (PadMode.Zeros, PadMode.Border, PadMode.Reflection)
-
-
 # ---------------------------------------------------------------- helpers
-def _size_hw(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    """``int`` or ``(h, w)`` -> ``(h, w)`` of positive ints."""
-    if isinstance(size, (int, np.integer)):
-        hw = (int(size), int(size))
-    elif isinstance(size, (tuple, list)) and len(size) == 2:
-        hw = (int(size[0]), int(size[1]))
-    else:
-        raise ValueError(f"{name}(size={size!r}): size must be an int or a (height, width) pair.")
-    if min(hw) < 1:
-        raise ValueError(f"{name}(size={size!r}): sizes must be positive.")
-    return hw
-
-
-def _check_choice(value: str, choices: Sequence[str], arg: str, name: str) -> str:
-    if value not in choices:
-        raise ValueError(f"{name}({arg}={value!r}): expected one of {list(choices)}.")
-    return value
-
-
 def _resamples(resamples: Sequence[int], name: str) -> tuple[int, int]:
     if not isinstance(resamples, (tuple, list)) or len(resamples) != 2:
         raise ValueError(f"{name}(resamples={resamples!r}): give (image_resample, mask_resample), "
@@ -168,6 +142,7 @@ def _map_points(pts: Any, box: tuple[float, float, float, float], out_wh: tuple[
 
 
 # ---------------------------------------------------------------- item transforms
+@register_transform
 class Resize(Transform):
     """Resize every image (and mask) to ``size`` by cropping, squishing or padding; random crop position on training."""
 
@@ -225,6 +200,7 @@ class Resize(Transform):
                 "resamples": list(self.resamples)}
 
 
+@register_transform
 class RandomResizedCrop(Transform):
     """Training: crop a random area (``min_scale``..1) and aspect ratio, resize to ``size``. Validation: centre crop.
 
@@ -293,6 +269,7 @@ class RandomResizedCrop(Transform):
                 "resamples": list(self.resamples), "val_xtra": self.val_xtra}
 
 
+@register_transform
 class CropPad(Transform):
     """Centre crop (or pad, where the image is smaller) to ``size`` without resampling; same on every split."""
 
@@ -326,6 +303,7 @@ class CropPad(Transform):
         return {"size": list(self.size), "pad_mode": self.pad_mode}
 
 
+@register_transform
 class Albumentations(Transform):
     """Run an albumentations transform (e.g. ``A.Compose([...])``) on each image, and its mask with the same draw.
 
@@ -402,112 +380,3 @@ class Albumentations(Transform):
 
     def __repr__(self) -> str:
         return f"Albumentations({self.transform!r}, split_idx={self.split_idx})"
-
-
-# ---------------------------------------------------------------- batch transforms
-class Flip(Transform):
-    """Batch transform: flip each item horizontally with probability ``p`` (its mask and points with it); training only.
-
-    Alone it is an exact flip (no resampling, any dtype). ``aug_transforms`` / ``setup_aug_tfms``
-    compose it into the geometry matrix of ``batch_augment.AffineCoordTfm``, so the flip costs no
-    extra resampling there. ``batch=True`` flips the whole batch or none of it. fastai's arguments:
-    ``draw`` fixes the flips (1 flips, 0 doesn't; one number, one per item, or a callable given the batch
-    tensor and returning one per item), then kept with probability ``p``; ``size`` resamples the output to that
-    size (``mode``, ``pad_mode``, ``align_corners`` as ``AffineCoordTfm``), also on validation (no flip there).
-    """
-
-    order = 30
-
-    def __init__(self, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
-                 mode: str = "bilinear", pad_mode: str = PadMode.Reflection, align_corners: bool = True,
-                 batch: bool = False) -> None:
-        if not 0 <= p <= 1:
-            raise ValueError(f"Flip(p={p}): p is a probability in [0, 1].")
-        self.p, self.batch = float(p), bool(batch)
-        self.draw = draw if draw is None or callable(draw) or isinstance(draw, (int, float)) else \
-            [float(v) for v in draw]
-        self.size = None if size is None else _size_hw(size, "Flip")
-        self.mode = _check_choice(mode, ("bilinear", "nearest", "bicubic"), "mode", "Flip")
-        self.pad_mode = _check_choice(pad_mode, _PAD_MODES, "pad_mode", "Flip")
-        self.align_corners = bool(align_corners)
-        self._resampler: Any = None
-
-    @property
-    def split_idx(self) -> int | None:  # type: ignore[override]
-        """Training only, unless the output has a fixed ``size`` (then validation resizes, unflipped)."""
-        return None if self.size is not None else 0
-
-    def __call__(self, sample: Any, kinds: Sequence[str] | None = None, split_idx: int = 0) -> Any:
-        """Flip the chosen items; with ``size``, flip and resize in one resampling (``AffineCoordTfm``)."""
-        if self.size is None:
-            return super().__call__(sample, kinds, split_idx)
-        if self._resampler is None:
-            from .batch_augment import AffineCoordTfm  # batch_augment builds on this module
-            self._resampler = AffineCoordTfm([self], size=self.size, mode=self.mode, pad_mode=self.pad_mode,
-                                             align_corners=self.align_corners)
-        return self._resampler(sample, kinds, split_idx)
-
-    def flips(self, x: torch.Tensor) -> torch.Tensor:
-        """Which of the ``x.shape[0]`` items flip (bool, on ``x``'s device): ``draw`` or a coin per item, then ``p``."""
-        n, dev = x.shape[0], x.device
-        if self.draw is None:
-            d = torch.ones(n, device=dev)
-        else:
-            from .batch_augment import _given
-            d = _given(self.draw, n, dev, "Flip", x)
-        if self.p < 1:
-            keep = torch.rand(1 if self.batch else n, device=dev) < self.p
-            d = torch.where(keep, d, torch.zeros_like(d))
-        return d > 0.5
-
-    def before_call(self, sample: tuple, kinds: Sequence[str], split_idx: int) -> None:
-        """Choose which items of the batch flip (one draw per item, shared by all of its values)."""
-        ref = next((v for v, k in zip(sample, kinds) if k in ("image", "mask") and isinstance(v, torch.Tensor)), None)
-        if ref is None:
-            ref = next((v for v in sample if isinstance(v, torch.Tensor) and v.ndim > 0), None)
-        if ref is None:
-            raise ValueError(f"Flip is a batch transform on tensors; the batch (kinds {tuple(kinds)}) has none.")
-        self._flip = self.flips(ref)
-        self._width = ref.shape[-1] if ref.ndim >= 3 else None
-
-    def _flipped(self, x: torch.Tensor) -> torch.Tensor:
-        m = self._flip.view(-1, *([1] * (x.ndim - 1)))
-        return torch.where(m, x.flip(-1), x)
-
-    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
-        """Flip the chosen images (B, C, H, W) left-right."""
-        return self._flipped(x)
-
-    def encode_mask(self, x: torch.Tensor) -> torch.Tensor:
-        """Flip the chosen masks (B, H, W) left-right."""
-        return self._flipped(x)
-
-    def encode_points(self, p: torch.Tensor) -> torch.Tensor:
-        """Mirror the chosen items' (B, n, 2) pixel x-coordinates: x -> width - x."""
-        if self._width is None:
-            raise ValueError("Flip needs the image (or mask) in the batch to mirror points.")
-        mirrored = p.clone()
-        mirrored[..., 0] = self._width - p[..., 0]
-        return torch.where(self._flip.view(-1, *([1] * (p.ndim - 1))), mirrored, p)
-
-    def get_config(self) -> dict:
-        """Constructor arguments (only those that differ from the defaults, besides ``p``)."""
-        if callable(self.draw):
-            raise TypeError(f"Flip(draw={self.draw!r}): a callable draw can't be exported (get_config must be JSON). "
-                            f"Pass a number or a list of 0/1 values as draw, or drop this transform before export.")
-        cfg: dict = {"p": self.p}
-        if self.draw is not None:
-            cfg["draw"] = self.draw
-        if self.size is not None:
-            cfg.update(size=list(self.size), mode=self.mode, pad_mode=self.pad_mode, align_corners=self.align_corners)
-        if self.batch:
-            cfg["batch"] = True
-        return cfg
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_resampler": None}  # rebuilt on first use
-
-    def __repr__(self) -> str:
-        draw = "<callable>" if callable(self.draw) else self.draw
-        return (f"Flip(p={self.p}, draw={draw!r}, size={self.size}, batch={self.batch})" if self.draw is not None
-                or self.size is not None else f"Flip(p={self.p}" + (", batch=True)" if self.batch else ")"))

@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from ..data.transforms import Transform
-from .augment import _PAD_MODES, Flip, PadMode, _check_choice, _size_hw
+from ..registry import register_transform
+from .aug_args import _PAD_MODES, PadMode, _check_choice, _size_hw
 
-__all__ = ["AffineCoordTfm", "Dihedral", "Rotate", "Zoom", "Warp", "RandomResizedCropGPU", "LightingTfm",
+__all__ = ["Flip", "AffineCoordTfm", "Dihedral", "Rotate", "Zoom", "Warp", "RandomResizedCropGPU", "LightingTfm",
            "Brightness", "Contrast", "Saturation", "RandomErasing", "setup_aug_tfms", "aug_transforms"]
 
 _MODES = ("bilinear", "nearest", "bicubic")
@@ -135,6 +136,114 @@ def _safe_repr(t: Any) -> str:
     return f"{type(t).__name__}({', '.join(f'{k}={v!r}' for k, v in cfg.items())})"
 
 
+# ---------------------------------------------------------------- flip (exact alone, merged into the geometry by setup_aug_tfms)
+@register_transform
+class Flip(Transform):
+    """Batch transform: flip each item horizontally with probability ``p`` (its mask and points with it); training only.
+
+    Alone it is an exact flip (no resampling, any dtype). ``aug_transforms`` / ``setup_aug_tfms``
+    compose it into the geometry matrix of ``AffineCoordTfm``, so the flip costs no
+    extra resampling there. ``batch=True`` flips the whole batch or none of it. fastai's arguments:
+    ``draw`` fixes the flips (1 flips, 0 doesn't; one number, one per item, or a callable given the batch
+    tensor and returning one per item), then kept with probability ``p``; ``size`` resamples the output to that
+    size (``mode``, ``pad_mode``, ``align_corners`` as ``AffineCoordTfm``), also on validation (no flip there).
+    """
+
+    order = 30
+
+    def __init__(self, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
+                 mode: str = "bilinear", pad_mode: str = PadMode.Reflection, align_corners: bool = True,
+                 batch: bool = False) -> None:
+        if not 0 <= p <= 1:
+            raise ValueError(f"Flip(p={p}): p is a probability in [0, 1].")
+        self.p, self.batch = float(p), bool(batch)
+        self.draw = draw if draw is None or callable(draw) or isinstance(draw, (int, float)) else \
+            [float(v) for v in draw]
+        self.size = None if size is None else _size_hw(size, "Flip")
+        self.mode = _check_choice(mode, ("bilinear", "nearest", "bicubic"), "mode", "Flip")
+        self.pad_mode = _check_choice(pad_mode, _PAD_MODES, "pad_mode", "Flip")
+        self.align_corners = bool(align_corners)
+        self._resampler: Any = None
+
+    @property
+    def split_idx(self) -> int | None:  # type: ignore[override]
+        """Training only, unless the output has a fixed ``size`` (then validation resizes, unflipped)."""
+        return None if self.size is not None else 0
+
+    def __call__(self, sample: Any, kinds: Sequence[str] | None = None, split_idx: int = 0) -> Any:
+        """Flip the chosen items; with ``size``, flip and resize in one resampling (``AffineCoordTfm``)."""
+        if self.size is None:
+            return super().__call__(sample, kinds, split_idx)
+        if self._resampler is None:
+            self._resampler = AffineCoordTfm([self], size=self.size, mode=self.mode, pad_mode=self.pad_mode,
+                                             align_corners=self.align_corners)
+        return self._resampler(sample, kinds, split_idx)
+
+    def flips(self, x: torch.Tensor) -> torch.Tensor:
+        """Which of the ``x.shape[0]`` items flip (bool, on ``x``'s device): ``draw`` or a coin per item, then ``p``."""
+        n, dev = x.shape[0], x.device
+        if self.draw is None:
+            d = torch.ones(n, device=dev)
+        else:
+            d = _given(self.draw, n, dev, "Flip", x)
+        if self.p < 1:
+            keep = torch.rand(1 if self.batch else n, device=dev) < self.p
+            d = torch.where(keep, d, torch.zeros_like(d))
+        return d > 0.5
+
+    def before_call(self, sample: tuple, kinds: Sequence[str], split_idx: int) -> None:
+        """Choose which items of the batch flip (one draw per item, shared by all of its values)."""
+        ref = next((v for v, k in zip(sample, kinds) if k in ("image", "mask") and isinstance(v, torch.Tensor)), None)
+        if ref is None:
+            ref = next((v for v in sample if isinstance(v, torch.Tensor) and v.ndim > 0), None)
+        if ref is None:
+            raise ValueError(f"Flip is a batch transform on tensors; the batch (kinds {tuple(kinds)}) has none.")
+        self._flip = self.flips(ref)
+        self._width = ref.shape[-1] if ref.ndim >= 3 else None
+
+    def _flipped(self, x: torch.Tensor) -> torch.Tensor:
+        m = self._flip.view(-1, *([1] * (x.ndim - 1)))
+        return torch.where(m, x.flip(-1), x)
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Flip the chosen images (B, C, H, W) left-right."""
+        return self._flipped(x)
+
+    def encode_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """Flip the chosen masks (B, H, W) left-right."""
+        return self._flipped(x)
+
+    def encode_points(self, p: torch.Tensor) -> torch.Tensor:
+        """Mirror the chosen items' (B, n, 2) pixel x-coordinates: x -> width - x."""
+        if self._width is None:
+            raise ValueError("Flip needs the image (or mask) in the batch to mirror points.")
+        mirrored = p.clone()
+        mirrored[..., 0] = self._width - p[..., 0]
+        return torch.where(self._flip.view(-1, *([1] * (p.ndim - 1))), mirrored, p)
+
+    def get_config(self) -> dict:
+        """Constructor arguments (only those that differ from the defaults, besides ``p``)."""
+        if callable(self.draw):
+            raise TypeError(f"Flip(draw={self.draw!r}): a callable draw can't be exported (get_config must be JSON). "
+                            f"Pass a number or a list of 0/1 values as draw, or drop this transform before export.")
+        cfg: dict = {"p": self.p}
+        if self.draw is not None:
+            cfg["draw"] = self.draw
+        if self.size is not None:
+            cfg.update(size=list(self.size), mode=self.mode, pad_mode=self.pad_mode, align_corners=self.align_corners)
+        if self.batch:
+            cfg["batch"] = True
+        return cfg
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_resampler": None}  # rebuilt on first use
+
+    def __repr__(self) -> str:
+        draw = "<callable>" if callable(self.draw) else self.draw
+        return (f"Flip(p={self.p}, draw={draw!r}, size={self.size}, batch={self.batch})" if self.draw is not None
+                or self.size is not None else f"Flip(p={self.p}" + (", batch=True)" if self.batch else ")"))
+
+
 # ---------------------------------------------------------------- geometry
 def _flip_mats(t: Flip, n: int, device: torch.device, x: torch.Tensor | None = None) -> torch.Tensor:
     """``Flip``'s part of a composed geometry: x -> -x for the chosen items."""
@@ -191,6 +300,7 @@ def _batch_ref(sample: tuple, kinds: Sequence[str], name: str) -> torch.Tensor:
                      f"tensor. Pass it as batch_tfms of a DataBlock with an ImageBlock (or MaskBlock).")
 
 
+@register_transform
 class AffineCoordTfm(Transform):
     """Geometry parts (flip, dihedral, rotate, zoom, warp, crop) applied together in one resampling per batch.
 
@@ -369,6 +479,7 @@ def _draw_list(draw: Any) -> list[float]:
     return [float(draw)] if isinstance(draw, (int, float)) else [float(v) for v in draw]
 
 
+@register_transform
 class Dihedral(AffineCoordTfm):
     """Each item, with probability ``p``, gets one of the 8 flips/rotations by multiples of 90 degrees."""
 
@@ -398,6 +509,7 @@ class Dihedral(AffineCoordTfm):
         return {"p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch, **self._common_config()}
 
 
+@register_transform
 class Rotate(AffineCoordTfm):
     """Rotate each item, with probability ``p``, by a random angle in [-max_deg, max_deg] degrees (or ``draw``)."""
 
@@ -423,6 +535,7 @@ class Rotate(AffineCoordTfm):
                 **self._common_config()}
 
 
+@register_transform
 class Zoom(AffineCoordTfm):
     """Zoom each item in, with probability ``p``, by a factor in [min_zoom, max_zoom] around a random centre."""
 
@@ -455,6 +568,7 @@ class Zoom(AffineCoordTfm):
                 **self._common_config()}
 
 
+@register_transform
 class Warp(AffineCoordTfm):
     """Perspective warp: with probability ``p`` per axis, the image corners move by up to ``magnitude`` (normalised)."""
 
@@ -484,6 +598,7 @@ class Warp(AffineCoordTfm):
                 "batch": self.batch, **self._common_config()}
 
 
+@register_transform
 class RandomResizedCropGPU(AffineCoordTfm):
     """Training: a random crop (area ``min_scale``..``max_scale``, aspect ``ratio``) resized to ``size``, per item.
 
@@ -552,6 +667,7 @@ def _from_config(d: dict, parts: dict[str, type], owner: str) -> Any:
 
 
 # ---------------------------------------------------------------- lighting
+@register_transform
 class LightingTfm(Transform):
     """Lighting parts (``Brightness``, ``Contrast``, ``Saturation``) applied together in logit space, in one pass."""
 
@@ -642,6 +758,7 @@ class _LightingPart(LightingTfm):
         return {"max_lighting": self.max_lighting, "p": self.p, **_draw_json(self, draw=self.draw), "batch": self.batch}
 
 
+@register_transform
 class Brightness(_LightingPart):
     """Change each image's brightness, with probability ``p``, by up to ``max_lighting`` (logit space)."""
 
@@ -656,6 +773,7 @@ class Brightness(_LightingPart):
         return logits.add_(torch.logit(change).view(-1, 1, 1, 1))
 
 
+@register_transform
 class Contrast(_LightingPart):
     """Scale each image's contrast (logit space), with probability ``p``, by a factor in [1 - m, 1 / (1 - m)]."""
 
@@ -663,6 +781,7 @@ class Contrast(_LightingPart):
         return logits.mul_(change.view(-1, 1, 1, 1))
 
 
+@register_transform
 class Saturation(_LightingPart):
     """Scale each RGB image's saturation (logit space), with probability ``p``, by a factor in [1 - m, 1 / (1 - m)].
 
@@ -682,6 +801,7 @@ _LIGHTING = {c.__name__: c for c in (Brightness, Contrast, Saturation)}
 
 
 # ---------------------------------------------------------------- random erasing
+@register_transform
 class RandomErasing(Transform):
     """Replace, with probability ``p`` per image, up to ``max_count`` rectangles with N(0, 1) noise (after Normalize).
 

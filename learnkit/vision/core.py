@@ -26,6 +26,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from ..data.blocks import TransformBlock
 from ..data.transforms import IntToFloatTensor, ToTensor
+from ..registry import register_block
 
 __all__ = [
     "PILImage", "PILImageBW", "PILMask", "ImageBlock", "MaskBlock", "load_image", "load_pixels",
@@ -283,3 +284,7 @@ def MaskBlock(codes: Sequence | None = None) -> TransformBlock:
     codes_list = None if codes is None else [c.item() if isinstance(c, np.generic) else c for c in list(codes)]
     return TransformBlock("mask", type_tfms=[PILMask.create, MaskCodes(codes_list)], item_tfms=[ToTensor()],
                           batch_tfms=[IntToFloatTensor()], name="MaskBlock", config={"codes": codes_list})
+
+
+register_block("ImageBlock", lambda cls="PILImage", **_: ImageBlock(cls=PILImageBW if cls == "PILImageBW" else PILImage))
+register_block("MaskBlock", lambda codes=None, vocab=None, **_: MaskBlock(codes=codes or vocab))

@@ -24,6 +24,7 @@ from torch import nn
 from ..layers import LinBnDrop
 from ..learner import Learner
 from ..optimizer import Adam
+from ..registry import register_model_builder
 from .augment import Normalize
 from .backbones import ArchInfo, TimmBody, adapt_first_conv, create_arch_model, is_timm_model, model_stats
 from .models import AdaptiveConcatPool2d, SigmoidRange, sigmoid_range
@@ -326,3 +327,6 @@ def vision_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out:
         learn.freeze()
     learn.model_spec = _spec(info, n_out, n_in, cut, custom_head, head_kwargs)
     return learn
+
+
+register_model_builder("vision_learner", build_vision_model)

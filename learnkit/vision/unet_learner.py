@@ -22,6 +22,7 @@ from torch import nn
 from ..learner import Learner
 from ..losses import CrossEntropyLossFlat
 from ..optimizer import Adam
+from ..registry import register_model_builder
 from .backbones import ArchInfo, create_arch_model
 from .learner import _add_norm, create_body, is_resnet_body
 from .unet import DynamicUnet
@@ -206,3 +207,6 @@ def unet_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out: i
         learn.freeze()
     learn.model_spec = _spec(info, n_out, n_in, cut, img_size, options)
     return learn
+
+
+register_model_builder("unet_learner", build_unet_model)
