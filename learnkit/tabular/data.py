@@ -21,7 +21,7 @@ from ..data.preload import n_batches, preloaded_batches
 from ..data.transforms import TRAIN, VALID
 from ..registry import register_data_loaders
 from ..utils import Path, default_device
-from .core import TabularPandas, _as_names
+from .core import TabularPandas, _as_names, attach_loaders
 
 __all__ = ["TabDataLoader", "TabularDataLoaders", "TabularRows", "show_df"]
 
@@ -429,3 +429,4 @@ class TabularDataLoaders(DataLoaders):
 
 
 register_data_loaders("tabular", TabularDataLoaders.from_spec)
+attach_loaders("dataloaders", TabularDataLoaders.from_tabular)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..data.preload import preloaded_batches
-from .core import TabularPandas
+from .core import TabularPandas, attach_loaders
 from .data import TabDataLoader, TabularDataLoaders
 
 __all__ = ["TabWeightedDL", "weighted_dataloaders"]
@@ -67,3 +67,6 @@ def weighted_dataloaders(to: TabularPandas, wgts: Sequence[float], bs: int = 64,
     weighted = TabWeightedDL(train.dataset, bs=bs, wgts=wgts, shuffle=True, drop_last=train.drop_last,
                              device=train.device, with_cont=with_cont, split_idx=train.split_idx)
     return TabularDataLoaders(weighted, dls.valid, path=path)
+
+
+attach_loaders("weighted_dataloaders", weighted_dataloaders)
