@@ -159,3 +159,28 @@ def test_grad_scaler_path_scales_unscales_and_skips_overflowing_steps():
     with learn.no_logging():
         learn.fit(3)
     assert learn.recorder.values[-1][2] > 0.85  # gradients reach the optimizer unscaled: training works
+
+
+class _LSTMClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.head = nn.LSTM(2, 8, batch_first=True), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.rnn(x.unsqueeze(1))[0][:, -1])
+
+
+def test_to_bf16_with_an_lstm_trains_on_any_cpu():
+    """oneDNN has no bfloat16 LSTM without AVX512-BF16: there the model trains in float32, with a warning."""
+    from learnkit.callback.precision import cpu_bf16_rnn_supported
+    learn = make_learner()
+    learn.model = _LSTMClassifier()
+    learn.to_bf16()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        learn.fit(2, 3e-2)
+    falls_back = [w for w in record if "recurrent layers" in str(w.message)]
+    cb = next(c for c in learn.cbs if isinstance(c, MixedPrecision))
+    assert len(falls_back) == (0 if cpu_bf16_rnn_supported() else 1)
+    assert cb.autocast._enabled is cpu_bf16_rnn_supported()
+    assert learn.validate()[1] > 0.8  # above chance (0.5) by a margin

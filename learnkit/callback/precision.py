@@ -3,14 +3,18 @@
 - ``to_fp16()``: float16 autocast with a ``GradScaler`` on CUDA. Elsewhere float16 autocast is slow or
   unsupported, so it trains in bfloat16 autocast on that device instead and warns once saying so.
 - ``to_bf16()``: bfloat16 autocast (CPU or GPU); bfloat16 has float32's range, so no loss scaling.
+  A model with recurrent layers (``nn.LSTM``...) on a CPU whose oneDNN has no bfloat16 RNN kernel (no
+  AVX512-BF16) trains in float32 instead, with a warning: torch would fail in the forward pass.
 - ``to_fp32()``: back to full precision.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from .core import Callback, CancelStepException
 
@@ -20,6 +24,18 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["MixedPrecision", "to_fp16", "to_bf16", "to_fp32", "to_channels_last"]
 
 _HALF = (torch.float16, torch.bfloat16)
+
+
+@functools.cache
+def cpu_bf16_rnn_supported() -> bool:
+    """Whether this CPU runs an ``nn.LSTM`` under bfloat16 autocast (oneDNN needs AVX512-BF16 for it); probed once."""
+    lstm = nn.LSTM(4, 4)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(2, 1, 4))
+    except RuntimeError:
+        return False
+    return True
 
 
 def _to_float(x: Any) -> Any:
@@ -67,7 +83,13 @@ class MixedPrecision(Callback):
                               UserWarning, stacklevel=2)
                 self._warned = True
             self.dtype, self.scaler = torch.bfloat16, None
-        self.autocast = torch.autocast(device.type, dtype=self.dtype)
+            if device.type == "cpu" and any(isinstance(m, nn.RNNBase) for m in self.learn.model.modules()) \
+                    and not cpu_bf16_rnn_supported():
+                warnings.warn("bfloat16 autocast can't run this model's recurrent layers on this CPU (its oneDNN has "
+                              "no bfloat16 RNN kernel: no AVX512-BF16), so learnkit trains in float32 here.",
+                              UserWarning, stacklevel=2)
+                self.dtype = torch.float32
+        self.autocast = torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
         self.learn.scaler = self.scaler
 
     def before_fit(self) -> None:
