@@ -215,8 +215,9 @@ def run_in_kernel(fname: Path, tmp_path: Path, kernel_dirs: Path):
     try:
         client.execute(env=env)
     except nbclient.exceptions.CellExecutionError as e:
-        where = "the check of what it promises" if "_checks.CHECKS" in str(e) else "a cell"
-        pytest.fail(f"{fname.name}: {where} raised\n{e}", pytrace=False)
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # IPython's colours
+        where = "the check of what it promises" if "_checks.CHECKS" in msg else "a cell"
+        pytest.fail(f"{fname.name}: {where} raised\n{msg}", pytrace=False)
     nb.cells = nb.cells[:n_cells]
     return nb
 
