@@ -11,8 +11,9 @@ when learnkit finds that torchrun environment itself) every fit:
   even split are dropped that epoch, so every rank takes the same number of steps), validation split in
   order without padding (the last uneven shard is simply shorter);
 - gathers the validation predictions and targets of every rank (back in dataset order) and the loss sums,
-  so the recorded loss and metrics equal those of one process on the same data; the logged training loss
-  is the mean over ranks;
+  so the recorded loss and metrics equal those of one process on the same data; each training batch's loss
+  is the mean over ranks (one all-reduce per batch), so ``recorder.losses`` (``plot_loss``) and the logged
+  training loss are those of the whole batch, the same on every rank;
 - logs, draws progress bars, and writes files (``save``, ``export``) on rank 0 only; ``lr_find`` runs on
   rank 0 alone and its suggestions are sent to the others.
 
@@ -200,15 +201,6 @@ class DistributedTrainer(Callback):
         if sampler is not None:
             sampler.set_epoch(self.learn.epoch)
 
-    def after_train(self) -> None:
-        """The training loss logged is the mean over ranks (so every rank records the same values)."""
-        learn = self.learn
-        if not self.active or learn.smooth_loss is None:
-            return
-        t = torch.tensor(float(learn.smooth_loss), dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
-        learn.smooth_loss = float(t) / dist.get_world_size()
-
     def before_validate(self) -> None:
         """Validation runs the plain module (no collective per batch: shards may differ in length)."""
         if not self.active:
@@ -218,9 +210,16 @@ class DistributedTrainer(Callback):
         self._targs: list = []
 
     def after_batch(self) -> None:
-        """Keep this rank's validation predictions and targets."""
+        """Training: the batch's loss becomes the mean over ranks (what the Recorder smooths and ``plot_loss`` draws).
+
+        Validation: keep this rank's predictions and targets.
+        """
         learn = self.learn
-        if self.active and not learn.training and learn.yb:
+        if self.active and learn.training and learn.yb and learn.loss is not None:
+            t = learn.loss.detach().float().mean().to(self._comm_device(), copy=True)
+            dist.all_reduce(t)  # one collective per training batch, after the step: it slows nothing the step needs
+            learn.loss = (t / dist.get_world_size()).to(learn.loss.device)
+        elif self.active and not learn.training and learn.yb:
             self._preds.append(_cpu(learn.pred))
             self._targs.append(_cpu(learn.yb))
 

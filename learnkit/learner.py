@@ -64,6 +64,16 @@ def _handles(cb: Callback, event: str) -> bool:
     return callable(cb.__dict__.get(event)) or callable(getattr(type(cb), event, None))
 
 
+def _event_order(cbs: list[Callback], event: str) -> list[Callback]:
+    """The callbacks in ``order``, except that a Recorder stores the epoch's row before any other ``after_epoch``.
+
+    So a plain callback (order 0) reads this epoch's values in ``recorder.values[-1]`` / ``recorder.logs``.
+    """
+    if event != "after_epoch":
+        return cbs
+    return sorted(cbs, key=lambda cb: not isinstance(cb, Recorder))  # stable: the rest keep their order
+
+
 class _GatherPreds(Callback):
     """Collects predictions, targets (and inputs, per-item losses) of every batch, on the CPU (used by get_preds)."""
 
@@ -248,7 +258,7 @@ class Learner:
     def _build_handlers(self) -> None:
         """Per phase and event, the bound methods of the callbacks defining it, in order (no no-op calls per batch)."""
         self._handlers = {
-            training: {ev: [getattr(cb, ev) for cb in self.cbs if _handles(cb, ev) and
+            training: {ev: [getattr(cb, ev) for cb in _event_order(self.cbs, ev) if _handles(cb, ev) and
                             (ev not in _BATCH_EVENTS or (cb.run_train if training else cb.run_valid))]
                        for ev in EVENTS}
             for training in (True, False)}
@@ -507,13 +517,13 @@ class Learner:
             if with_loss:
                 self.loss_func.reduction = reduction
         if act is None:
-            act = getattr(self.loss_func, "activation", None) or (lambda o: o)
+            act = _activation(self.loss_func)
         preds = act(_cat(gather.preds))
         res: tuple = (preds, _cat(gather.targs))
         if with_input:
             res = (_cat(gather.inputs),) + res
         if with_decoded:
-            decodes = getattr(self.loss_func, "decodes", None) or (lambda o: o)
+            decodes = _decodes(self.loss_func)
             res = res + (decodes(preds),)
         if with_loss:
             res = res + (_cat(gather.losses),)
@@ -712,6 +722,30 @@ class Learner:
                                            f"\nCallbacks: {', '.join(type(c).__name__ for c in self.cbs)}")
         print(text)
         return text
+
+
+def _activation(loss_func: Any) -> Callable:
+    """The loss's ``activation``; for PyTorch's own classification losses the one its ``*Flat`` twin has."""
+    act = getattr(loss_func, "activation", None)
+    if act is not None:
+        return act
+    if isinstance(loss_func, nn.CrossEntropyLoss):
+        return lambda o: torch.softmax(o, dim=1)
+    if isinstance(loss_func, nn.BCEWithLogitsLoss):
+        return torch.sigmoid
+    return lambda o: o
+
+
+def _decodes(loss_func: Any) -> Callable:
+    """The loss's ``decodes``; for PyTorch's own classification losses the one its ``*Flat`` twin has."""
+    dec = getattr(loss_func, "decodes", None)
+    if dec is not None:
+        return dec
+    if isinstance(loss_func, nn.CrossEntropyLoss):
+        return lambda o: o.argmax(dim=1)
+    if isinstance(loss_func, nn.BCEWithLogitsLoss):
+        return lambda o: o > 0.5
+    return lambda o: o
 
 
 def _default_loss(dls: Any) -> Callable:

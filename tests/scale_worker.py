@@ -66,6 +66,17 @@ class Explode(Callback):
             raise ValueError("rank 1 exploded on purpose")
 
 
+class RawLoss(Callback):
+    """This rank's own loss of each training batch (order 0: read before the DistributedTrainer averages it)."""
+
+    def before_fit(self) -> None:
+        self.losses = []
+
+    def after_batch(self) -> None:
+        if self.learn.training and self.learn.loss is not None:
+            self.losses.append(float(self.learn.loss))
+
+
 def resume_modes(mode: str, out: str) -> None:
     learn = make_learner(out)
     with learn.no_bar():
@@ -82,11 +93,13 @@ def ddp(out: str) -> None:
     learn = make_learner(out, metrics=[accuracy, F1Score()])
     with learn.distrib_ctx():
         sug = learn.lr_find(num_it=10, show_plot=False)
-        learn.fit_one_cycle(2, 1e-2, cbs=[SaveModelCallback(fname="best"), CSVLogger()])
+        raw = RawLoss()
+        learn.fit_one_cycle(2, 1e-2, cbs=[SaveModelCallback(fname="best"), CSVLogger(), raw])
         rank = rank_distrib()
         torch.save(learn.model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
-            json.dump({"values": learn.recorder.values, "lr": sug.valley,
+            json.dump({"values": learn.recorder.values, "lr": sug.valley, "losses": learn.recorder.losses,
+                       "raw": raw.losses, "beta": learn.recorder.beta,
                        "n_train": len(learn.dls.train.dataset)}, f)
 
 

@@ -267,3 +267,27 @@ def test_plot_metrics_and_loss_values_match_the_record():
     assert list(tr.get_xdata()) == list(range(10, 16)) and list(va.get_xdata()) == [16]
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train", "valid"]
     plt.close("all")
+
+
+class BarLines(ProgressCallback):
+    """The final line of each bar as it closes (what a notebook keeps of it)."""
+
+    def before_fit(self):
+        self.lines = []
+        super().before_fit()
+
+    def _close(self):
+        if self.pbar is not None:
+            self.lines.append(str(self.pbar))
+        super()._close()
+
+
+def test_lr_find_shows_one_bar_for_all_its_batches():
+    learn = make_learner()
+    bars = BarLines()
+    learn.remove_cb(ProgressCallback).add_cb(bars)
+    learn.lr_find(num_it=20, show_plot=False, stop_div=False)  # 8 batches an epoch: 3 epochs of the finder
+    (line,) = bars.lines  # one bar, not one per epoch and phase (nor validation's 0% ones)
+    assert line.startswith("lr_find: 100%") and "| 20/20 [" in line, line
+    learn.fit(1)  # a fit after it names its epochs again
+    assert [ln.split(":")[0] for ln in bars.lines] == ["epoch 1/1 train", "epoch 1/1 valid"]

@@ -235,6 +235,30 @@ def test_ddp_two_processes_match_one(ddp_run):
         1 for i, row in enumerate(r0["values"]) if row[1] < min([v[1] for v in r0["values"][:i]], default=np.inf))
 
 
+def _smoothed(losses: list, beta: float) -> list:
+    """The Recorder's smoothed loss: an exponential moving average with debiasing."""
+    avg, out = 0.0, []
+    for i, v in enumerate(losses, 1):
+        avg = avg * beta + v * (1 - beta)
+        out.append(avg / (1 - beta ** i))
+    return out
+
+
+@pytest.mark.slow
+def test_ddp_loss_curve_is_the_mean_over_ranks(ddp_run):
+    res, tmp_path = ddp_run
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert len(r0["raw"]) == len(r1["raw"]) == len(r0["losses"]) == 2 * 4  # 2 epochs of 32 items per rank, bs 8
+    assert r0["raw"] != r1["raw"]  # each rank's half-batch has its own loss
+    mean = [(a + b) / 2 for a, b in zip(r0["raw"], r1["raw"])]
+    # what plot_loss draws: the smoothed mean over ranks, the same on both, not rank 0's own half-batch curve
+    np.testing.assert_allclose(r0["losses"], _smoothed(mean, r0["beta"]), rtol=1e-5)
+    assert r0["losses"] == r1["losses"]
+    assert not np.allclose(r0["losses"], _smoothed(r0["raw"], r0["beta"]), rtol=1e-3)
+    # the epoch table's training loss is that curve at each epoch's end
+    np.testing.assert_allclose([row[0] for row in r0["values"]], [r0["losses"][3], r0["losses"][7]], rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_ddp_rank_error_stops_every_rank(ddp_run):
     res, _ = ddp_run

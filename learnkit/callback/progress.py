@@ -60,20 +60,25 @@ class ProgressCallback(Callback):
         self.mininterval = mininterval
         self.pbar: Any = None
         self._handle: Any = None  # the notebook display of the bar's widget
-        self._in_fit = False
+        self._in_fit = self._finder = False
 
     def before_fit(self) -> None:
-        """Bars name the epoch from now on."""
+        """Bars name the epoch from now on; ``lr_find`` gets one bar for all its batches."""
         self._in_fit = True
+        finder = getattr(self.learn, "lr_finder", None)
+        self._finder = finder is not None
+        if self._finder:
+            self._open("lr_find", total=finder.num_it)
 
-    def _open(self, phase: str) -> None:
+    def _open(self, phase: str, total: int | None = -1) -> None:
         self._close()
         learn = self.learn
-        try:
-            total = len(learn.dl)
-        except TypeError:  # an iterable without a length
-            total = None
-        desc = f"epoch {learn.epoch + 1}/{learn.n_epoch} {phase}" if self._in_fit else phase
+        if total == -1:
+            try:
+                total = len(learn.dl)
+            except TypeError:  # an iterable without a length
+                total = None
+        desc = phase if self._finder or not self._in_fit else f"epoch {learn.epoch + 1}/{learn.n_epoch} {phase}"
         if total is None:
             desc += " (length unknown)"
         if issubclass(tqdm, _notebook_tqdm):  # tqdm.auto chose the widget bar: display it where we can replace it
@@ -93,12 +98,14 @@ class ProgressCallback(Callback):
                 self._handle = None
 
     def before_train(self) -> None:
-        """Open the training bar."""
-        self._open("train")
+        """Open the training bar (not during ``lr_find``: its one bar stays)."""
+        if not self._finder:
+            self._open("train")
 
     def before_validate(self) -> None:
-        """Open the validation bar."""
-        self._open("valid")
+        """Open the validation bar (not during ``lr_find``: its one bar stays)."""
+        if not self._finder:
+            self._open("valid")
 
     def after_batch(self) -> None:
         """Advance the bar by one batch."""
@@ -107,16 +114,18 @@ class ProgressCallback(Callback):
 
     def after_train(self) -> None:
         """Close the training bar."""
-        self._close()
+        if not self._finder:
+            self._close()
 
     def after_validate(self) -> None:
         """Close the validation bar."""
-        self._close()
+        if not self._finder:
+            self._close()
 
     def after_fit(self) -> None:
         """Close any bar left open (e.g. after a cancelled fit)."""
         self._close()
-        self._in_fit = False
+        self._in_fit = self._finder = False
 
 
 class ShowGraphCallback(Callback):

@@ -38,7 +38,8 @@ class Recorder(Callback):
     After a fit: ``losses`` (smoothed training loss per batch: exponential moving average with
     debiasing, ``beta``), ``lrs`` (last parameter group's lr per batch), ``values`` (per epoch:
     ``[train_loss, valid_loss, *metrics]``), ``iters`` (batch count at each epoch end), ``metric_names``,
-    ``hps`` (scheduled hyper-parameters, from ``ParamScheduler``). ``final_record`` is
+    ``hps`` (scheduled hyper-parameters, from ``ParamScheduler``), ``logs`` (the last epoch's values by name;
+    the Recorder stores them before any other callback's ``after_epoch``). ``final_record`` is
     ``[valid_loss, *metrics]`` of the last validation pass (what ``learn.validate()`` returns).
 
     ``train_metrics=True`` (fastai's option; also ``learn.recorder.train_metrics = True`` before a fit)
@@ -77,6 +78,15 @@ class Recorder(Callback):
         """Smoothed training loss after each batch of the last fit."""
         self._flush()
         return self._losses
+
+    @property
+    def logs(self) -> dict[str, float | None]:
+        """The last epoch's values by column name (Keras' ``logs``), e.g. ``{'train_loss': .., 'valid_loss': .., 'accuracy': ..}``.
+
+        Filled before any other callback's ``after_epoch`` runs, whatever its ``order``.
+        """
+        names = self.metric_names[1:-1] if self.add_time else self.metric_names[1:]
+        return dict(zip(names, self.values[-1])) if self.values else {}
 
     def _flush(self) -> None:
         if self._pending:

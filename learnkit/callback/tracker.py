@@ -216,21 +216,57 @@ class _PatienceCallback(TrackerCallback):
 
 
 class EarlyStoppingCallback(_PatienceCallback):
-    """Stops the fit (``CancelFitException``) when ``monitor`` has not improved for ``patience`` epochs."""
+    """Stops the fit (``CancelFitException``) when ``monitor`` has not improved for ``patience`` epochs.
+
+    ``restore_best_weights=True`` (Keras' option) keeps a copy of the weights of the best epoch in memory and
+    loads it back when the fit ends (stopped early or not); nothing is written to disk.
+    """
 
     order = TrackerCallback.order + 3
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
+                 patience: int = 1, reset_on_fit: bool = True, restore_best_weights: bool = False) -> None:
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience, reset_on_fit=reset_on_fit)
+        self.restore_best_weights = restore_best_weights
+        self.best_weights: dict | None = None
+        self.best_epoch: int | None = None
+
+    def before_fit(self) -> None:
+        """No best weights kept yet in this fit."""
+        super().before_fit()
+        self.best_weights, self.best_epoch = None, None
+
+    def after_epoch(self) -> None:
+        """Keep the weights of a new best epoch (``restore_best_weights``), then count the patience."""
+        try:
+            super().after_epoch()
+        finally:  # also when on_plateau ends the fit
+            if self.run and self.new_best and self.restore_best_weights:
+                self.best_epoch = self.learn.epoch
+                self.best_weights = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
 
     def on_plateau(self) -> None:
         """Stop training."""
         print(f"No improvement since epoch {self.learn.epoch - self.patience}: early stopping")
         raise CancelFitException()
 
+    def after_fit(self) -> None:
+        """Load the best epoch's weights back (``restore_best_weights``)."""
+        if self.run and self.best_weights is not None:
+            self.learn.model.load_state_dict(self.best_weights)
+            if rank_distrib() == 0:
+                print(f"Restored the weights of epoch {self.best_epoch} ({self.monitor}: {self.best}).")
+            self.best_weights = None
+        super().after_fit()
+
 
 class ReduceLROnPlateau(_PatienceCallback):
-    """Divides every parameter group's lr by ``factor`` (not below ``min_lr``) after ``patience`` epochs without improvement.
+    """Reduces every parameter group's lr (not below ``min_lr``) after ``patience`` epochs without improvement.
 
-    Meant for ``fit`` at a constant lr: a schedule (``fit_one_cycle``...) sets the lr every batch and would
-    override it.
+    ``factor`` takes both conventions: above 1 the lr is divided by it (fastai's, default 10: ``lr / 10``);
+    between 0 and 1 the lr is multiplied by it (Keras', e.g. ``factor=0.1``: ``lr * 0.1``). Both examples give
+    a tenth of the lr; 1 and values <= 0 are refused. Meant for ``fit`` at a constant lr: a schedule
+    (``fit_one_cycle``...) sets the lr every batch and would override it.
     """
 
     order = TrackerCallback.order + 2
@@ -238,17 +274,21 @@ class ReduceLROnPlateau(_PatienceCallback):
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
                  patience: int = 1, factor: float = 10., min_lr: float = 0, reset_on_fit: bool = True) -> None:
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience, reset_on_fit=reset_on_fit)
-        if factor <= 1:
-            raise ValueError(f"ReduceLROnPlateau(factor={factor}): the lr is divided by factor, so it must be > 1 "
-                             f"(e.g. factor=10.).")
+        if not factor > 0 or factor == 1:
+            raise ValueError(f"ReduceLROnPlateau(factor={factor}): give factor > 1 to divide the lr by it (fastai's, "
+                             f"e.g. factor=10.) or 0 < factor < 1 to multiply it (Keras', e.g. factor=0.1).")
         self.factor, self.min_lr = factor, min_lr
 
+    def _reduced(self, lr: float) -> float:
+        """``lr / factor`` (factor > 1) or ``lr * factor`` (factor < 1), not below ``min_lr``."""
+        return max(lr / self.factor if self.factor > 1 else lr * self.factor, self.min_lr)
+
     def on_plateau(self) -> None:
-        """Divide every group's lr by ``factor``."""
+        """Reduce every group's lr (see ``factor``)."""
         groups = self.learn.opt.param_groups
         old = float(groups[-1]["lr"])
         for g in groups:
-            new = max(float(g["lr"]) / self.factor, self.min_lr)
+            new = self._reduced(float(g["lr"]))
             if isinstance(g["lr"], torch.Tensor):
                 g["lr"].fill_(new)
             else:

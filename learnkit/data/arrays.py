@@ -12,7 +12,7 @@ import torch
 
 from .blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
 
-__all__ = ["FixedSplitter", "as_numpy", "check_pair", "labels_to_list", "label_block"]
+__all__ = ["FixedSplitter", "as_numpy", "check_pair", "labels_to_list", "one_hot_to_labels", "label_block"]
 
 
 def as_numpy(a: Any, name: str) -> np.ndarray:
@@ -49,8 +49,29 @@ def labels_to_list(y: Any, n: int, name: str = "y", what: str = "images") -> lis
     return a.tolist()  # numpy scalars -> int/float/str (JSON-safe vocabularies for export)
 
 
+def one_hot_to_labels(labels: list, vocab: Sequence | None = None) -> tuple[list, Sequence | None]:
+    """One-hot rows (Keras' ``to_categorical``: 0/1, exactly one 1 per row) -> class ids (or ``vocab`` names).
+
+    Returns ``(labels, vocab)``; without a ``vocab`` it becomes ``range(k)``, so a class no row has still gets
+    its output. Anything else (a row with no 1 or several: multi-label; other values) is returned unchanged.
+    """
+    if not labels or not isinstance(labels[0], list):
+        return labels, vocab
+    k = len(labels[0])
+    if k < 2 or any(len(row) != k or sum(row) != 1 or not set(row) <= {0, 1} for row in labels):
+        return labels, vocab
+    if vocab is not None and len(vocab) != k:
+        raise ValueError(f"from_arrays: the one-hot labels have {k} columns but vocab has {len(vocab)} classes; "
+                         f"give one class name per column.")
+    names = list(vocab) if vocab is not None else list(range(k))
+    return [names[row.index(1)] for row in labels], names
+
+
 def label_block(labels: list, vocab: Sequence | None = None) -> TransformBlock:
-    """The target block the labels call for: floats -> regression, 0/1 rows -> multi-label, else categories."""
+    """The target block the labels call for: floats -> regression, 0/1 rows -> multi-label, else categories.
+
+    Pass one-hot rows through ``one_hot_to_labels`` first: they are single-label categories.
+    """
     first = labels[0]
     if isinstance(first, list):
         flat = {v for row in labels for v in row}

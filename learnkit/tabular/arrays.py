@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.arrays import as_numpy, label_block, labels_to_list
+from ..data.arrays import as_numpy, label_block, labels_to_list, one_hot_to_labels
 from ..data.blocks import MultiCategoryBlock
 
 __all__ = ["arrays_to_frame"]
@@ -36,6 +36,7 @@ def arrays_to_frame(parts: Sequence[tuple[str, Any, Any]], names: Sequence[str] 
         frames.append(df)
         labels += labels_to_list(y, len(df), f"{what}[1]" if what != "x" else "y", what="rows")
     df = pd.concat(frames, ignore_index=True)
+    labels, vocab = one_hot_to_labels(labels, vocab)  # Keras' to_categorical: single-label
     block = label_block(labels, vocab)
     if isinstance(labels[0], list):
         y_names = list(y_name) if not isinstance(y_name, str) else [f"{y_name}{i}" for i in range(len(labels[0]))]

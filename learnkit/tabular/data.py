@@ -406,7 +406,8 @@ class TabularDataLoaders(DataLoaders):
 
         Columns are named ``names`` (default: a DataFrame's columns, else ``x0, x1, ...``) and the target
         ``y_name``; every column is continuous unless listed in ``cat_names``. Class ids or names in ``y`` give a classifier (fastai's ``from_df`` would
-        make int targets a regression), floats a regression, a 0/1 matrix a multi-label target. ``valid=(xv, yv)``
+        make int targets a regression), floats a regression, one-hot rows (Keras' ``to_categorical``) a classifier, any other 0/1 matrix a
+        multi-label target. ``valid=(xv, yv)``
         replaces the random ``valid_pct`` split. ``predict`` and ``test_dl`` take rows as a DataFrame with those
         column names, e.g. ``pd.DataFrame(x_new, columns=dls.cont_names)``.
         """

@@ -98,11 +98,18 @@ def _not_found(name: str, err: BaseException) -> TransformerNotFoundError:
 
 def _from_pretrained(factory: Any, name: str, **kwargs: Any) -> Any:
     """``factory.from_pretrained(resolve_model(name))`` with a clear error when the name can't be found."""
+    from transformers.utils import logging as hf_logging
+
     source = resolve_model(name)
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would stay in a notebook's output as a widget
     try:
         return factory.from_pretrained(source, **kwargs)
     except OSError as e:  # transformers raises OSError (EnvironmentError) for missing repos / offline misses
         raise _not_found(str(name), e) from e
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def _default_max_length(source: str, tokenizer: Any) -> int:

@@ -22,7 +22,7 @@ from ..data.getters import ColReader, ImageGetter, RegexLabeller, missing_folder
 from ..data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from ..data.getters import get_image_files
 from ..utils import Path
-from ..data.arrays import FixedSplitter, check_pair, label_block, labels_to_list
+from ..data.arrays import FixedSplitter, check_pair, label_block, labels_to_list, one_hot_to_labels
 from .arrays import ArrayItems, images_to_nhwc
 from .core import ImageBlock, MaskBlock, PILImage, PILImageBW
 
@@ -104,7 +104,8 @@ class ImageDataLoaders(DataLoaders):
         One channel gives grey images (``PILImageBW``: pass ``n_in=1`` to ``vision_learner``), three RGB.
         ``valid=(xv, yv)`` (and ``test=(xt, yt)``, giving ``dls.test``) replace the random ``valid_pct`` split.
         Labels: class ids or names give a ``CategoryBlock`` (``vocab`` fixes the classes), floats a
-        ``RegressionBlock``, a 0/1 matrix a multi-label ``MultiCategoryBlock``. ``predict``, ``test_dl``,
+        ``RegressionBlock``, one-hot rows (exactly one 1 each: Keras' ``to_categorical``) a ``CategoryBlock``, any
+        other 0/1 matrix a multi-label ``MultiCategoryBlock``. ``predict``, ``test_dl``,
         interpretation and export take single arrays.
         """
         parts = [("x", "y", x, y)]
@@ -120,7 +121,10 @@ class ImageDataLoaders(DataLoaders):
             raise ValueError(f"from_arrays: the arrays have different channel counts {sorted(channels)}; give every "
                              f"split the same layout.")
         sizes = [len(im) for im in images]
-        items = ArrayItems(np.concatenate(images), [l for ls in labels for l in ls])
+        flat = [l for ls in labels for l in ls]
+        if y_block is None:
+            flat, vocab = one_hot_to_labels(flat, vocab)  # Keras' to_categorical rows: single-label classes
+        items = ArrayItems(np.concatenate(images), flat)
         if valid is None:
             if test is not None:
                 raise ValueError("from_arrays: test= needs valid= too (or leave both out and split at random).")
