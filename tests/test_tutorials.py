@@ -230,7 +230,7 @@ FIGURES = {
     "03_collab.ipynb": ["plt.scatter"],
     "04_segmentation.ipynb": ["show_batch", "show_results", "plot_top_losses"],
     "05_pets.ipynb": ["show_batch", "show_image"],
-    "06_bears.ipynb": ["show_batch(max_n=8", "unique=True", "plot_confusion_matrix", "plot_top_losses"],
+    "06_bears.ipynb": ["dls.valid.show_batch", "dls.train.show_batch", "plot_confusion_matrix", "plot_top_losses"],
     "07_potatoes.ipynb": ["counts.plot", "sizes.plot"],
     "08_imagenette_sota.ipynb": ["0.3 *", "axvline"],
     "09_lr_find_and_freezing.ipynb": ["lr_find"],
