@@ -51,7 +51,7 @@ def test_one_run_per_fit_with_params_metrics_artifacts_and_tags(tmp_path, monkey
     assert run.info.status == "FINISHED" and run.data.tags["team"] == "lk"
     assert client.get_experiment(run.info.experiment_id).name == "toy"
     p = run.data.params
-    assert float(p["lr_groups"].strip("[]")) == pytest.approx(0.1) and p["epochs"] == "3" and p["bs"] == "32"
+    assert float(p["lr"]) == pytest.approx(0.1) and "lr_groups" not in p and p["epochs"] == "3" and p["bs"] == "32"
     assert p["arch"] == "TabularModel" and p["opt_func"] == "Adam" and p["loss_func"] == "CrossEntropyLossFlat"
     assert "Categorify" in p["transforms"] and "Normalize" in p["transforms"]
     rec = learn.recorder
@@ -103,6 +103,7 @@ def test_fine_tune_phases_are_nested_runs_of_an_active_run(tmp_path, monkeypatch
     assert len(found) == 3 and len(children) == 2
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
     assert [r.data.params["epochs"] for r in children] == ["1", "2"]
+    assert "lr_groups" in children[1].data.params  # unfrozen: discriminative lrs
 
 
 def test_a_server_that_does_not_answer_warns_and_the_fit_goes_on(tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ def _recipe(learn: Any) -> dict[str, str]:
     procs = getattr(getattr(dl, "dataset", None), "procs", None) or getattr(learn.dls, "procs", None)
     tfms = [*(getattr(dl, "item_tfms", None) or []), *(getattr(dl, "batch_tfms", None) or []), *(procs or [])]
     lrs = sorted({float(g["lr"]) for g in learn.opt.param_groups}) if learn.opt is not None else [learn.lr]
-    params = {"lr": learn.lr, "lr_groups": lrs, "epochs": learn.n_epoch, "bs": getattr(dl, "bs", getattr(dl, "batch_size", None)),
+    params = {"lr": max(lrs), "lr_groups": lrs if len(lrs) > 1 else None, "epochs": learn.n_epoch, "bs": getattr(dl, "bs", getattr(dl, "batch_size", None)),
               "arch": _name(getattr(learn, "arch", None) or learn.model), "opt_func": _name(learn.opt_func),
               "loss_func": _name(learn.loss_func), "wd": learn.wd, "n_train": len(dl.dataset) if hasattr(dl, "dataset") else None,
               "transforms": [_name(t) for t in tfms] or None}
