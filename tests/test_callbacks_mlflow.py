@@ -103,7 +103,7 @@ def test_fine_tune_phases_are_nested_runs_of_an_active_run(tmp_path, monkeypatch
     assert len(found) == 3 and len(children) == 2
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
     assert [r.data.params["epochs"] for r in children] == ["1", "2"]
-    assert "lr_groups" in children[1].data.params  # unfrozen: discriminative lrs
+    assert [float(r.data.params["lr"]) for r in children] == pytest.approx([2e-3, 1e-3])  # fine_tune's peak lrs
 
 
 def test_a_server_that_does_not_answer_warns_and_the_fit_goes_on(tmp_path, monkeypatch):

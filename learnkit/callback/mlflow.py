@@ -30,12 +30,27 @@ def _name(o: Any) -> str:
     return getattr(o, "__name__", None) or type(o).__name__
 
 
+def _peak_lrs(learn: Any) -> list[float]:
+    """Each parameter group's highest lr this fit: the schedule's peak under ``fit_one_cycle`` & co, else the group's lr."""
+    from .schedule import ParamScheduler
+    groups = learn.opt.param_groups if learn.opt is not None else [{"lr": learn.lr}]
+    sched = next((cb for cb in learn.cbs if isinstance(cb, ParamScheduler) and "lr" in cb.scheds), None)
+    if sched is None:
+        return sorted({float(g["lr"]) for g in groups})
+    import numpy as np
+    fs = sched.scheds["lr"]
+    fs = list(fs) if isinstance(fs, (list, tuple)) else [fs]
+    peaks = np.concatenate([np.max([np.ravel(np.asarray(f(p / 100), dtype=float)) for p in range(101)], axis=0)
+                            for f in fs])  # a schedule may give one value per group
+    return sorted({float(f"{v:.6g}") for v in peaks})
+
+
 def _recipe(learn: Any) -> dict[str, str]:
     """The fit's recipe as MLflow params: lr, epochs, bs, architecture, transforms, optimizer, loss, wd."""
     dl = learn.dls.train
     procs = getattr(getattr(dl, "dataset", None), "procs", None) or getattr(learn.dls, "procs", None)
     tfms = [*(getattr(dl, "item_tfms", None) or []), *(getattr(dl, "batch_tfms", None) or []), *(procs or [])]
-    lrs = sorted({float(g["lr"]) for g in learn.opt.param_groups}) if learn.opt is not None else [learn.lr]
+    lrs = _peak_lrs(learn)
     params = {"lr": max(lrs), "lr_groups": lrs if len(lrs) > 1 else None, "epochs": learn.n_epoch, "bs": getattr(dl, "bs", getattr(dl, "batch_size", None)),
               "arch": _name(getattr(learn, "arch", None) or learn.model), "opt_func": _name(learn.opt_func),
               "loss_func": _name(learn.loss_func), "wd": learn.wd, "n_train": len(dl.dataset) if hasattr(dl, "dataset") else None,
