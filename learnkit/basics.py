@@ -27,6 +27,9 @@ from learnkit.callback.tracker import (TrackerCallback, SaveModelCallback, Early
 from learnkit.callback.training import (BnFreeze, GradientAccumulation, GradientClip, TerminateOnNaNCallback)  # noqa: F401
 from learnkit.callback.finite import (FiniteLossGuard)  # noqa: F401
 from learnkit.callback.logger import (CSVLogger, TensorBoardCallback)  # noqa: F401
+from learnkit.callback.mlflow import (MLflowCallback)  # noqa: F401
+from learnkit.callback.wandb import (WandbCallback)  # noqa: F401
+from learnkit.tune import (PruningCallback, tune, build_best)  # noqa: F401
 from learnkit.callback.mixup import (MixHandler, MixUp, CutMix)  # noqa: F401
 from learnkit.callback.progressive import (ProgressiveResize)  # noqa: F401
 from learnkit.losses import (CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat, LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat, FocalLoss, FocalLossFlat, DiceLoss)  # noqa: F401
@@ -57,7 +60,8 @@ __all__ = [
     "SchedExp", "SchedPoly", "combine_scheds", "combined_cos", "valley", "slide", "minimum", "steep",
     "Recorder", "ProgressCallback", "ShowGraphCallback", "MixedPrecision", "TrackerCallback", "SaveModelCallback",
     "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation", "GradientClip",
-    "TerminateOnNaNCallback", "FiniteLossGuard", "BnFreeze", "CSVLogger", "TensorBoardCallback", "CrossEntropyLossFlat",
+    "TerminateOnNaNCallback", "FiniteLossGuard", "BnFreeze", "CSVLogger", "TensorBoardCallback", "MLflowCallback", "WandbCallback",
+    "PruningCallback", "tune", "build_best", "CrossEntropyLossFlat",
     "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss", "Metric", "AvgMetric",
     "AccumMetric", "accuracy", "error_rate", "top_k_accuracy", "accuracy_multi", "FBeta", "F1Score",

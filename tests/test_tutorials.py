@@ -509,9 +509,27 @@ def check_callbacks_and_curves(ns: dict, tmp_path: Path) -> None:
     assert ns["acc"] > 0.8, ns["acc"]
 
 
+def check_tracking_and_tuning(ns: dict, tmp_path: Path) -> None:
+    """12: six trials (some pruned), every fit an MLflow run, the best rebuilt from best_params learns, exported."""
+    import optuna
+
+    study, runs = ns["study"], ns["runs"]
+    assert len(study.trials) == 6 and all(t.state.is_finished() for t in study.trials)
+    done = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert study.best_value == min(done)
+    assert len(runs) == 6  # one MLflow run per trial's fit (the best model's fit is the 7th, logged after)
+    assert sorted(float(r.data.params["lr"]) for r in runs) == pytest.approx(
+        sorted(t.params["lr"] for t in study.trials), rel=1e-4)
+    assert ns["acc"] > 0.78, ns["acc"]  # the majority class is ~75%
+    export = tmp_path / "tutorial_output" / "export.pkl"
+    assert Path(ns["fname"]).resolve() == export.resolve() and export.stat().st_size > 1_000
+
+
 CHECKS = {"01_image_classification.ipynb": check_image_classification, "02_tabular.ipynb": check_tabular,
           "03_collab.ipynb": check_collab, "04_segmentation.ipynb": check_segmentation,
           "05_pets.ipynb": check_pets, "06_bears.ipynb": check_bears, "07_potatoes.ipynb": check_potatoes,
           "08_imagenette_sota.ipynb": check_imagenette_sota,
           "09_lr_find_and_freezing.ipynb": check_lr_find_and_freezing,
-          "10_callbacks_and_curves.ipynb": check_callbacks_and_curves, "13_text.ipynb": check_text}
+          "10_callbacks_and_curves.ipynb": check_callbacks_and_curves,
+          "12_tracking_and_tuning.ipynb": check_tracking_and_tuning,
+          "13_text.ipynb": check_text}
