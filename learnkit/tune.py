@@ -105,6 +105,9 @@ def tune(build_learner_fn: Callable[["optuna.Trial"], "Learner"], n_trials: int 
     direction = _direction(monitor, direction)
     if sampler is None and seed is not None:
         sampler = optuna.samplers.TPESampler(seed=seed)
+    if isinstance(storage, str) and storage.startswith("sqlite:"):
+        # processes sharing one SQLite study wait for its write lock (60 s) instead of failing with "database is locked"
+        storage = optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 60}})
     study = optuna.create_study(storage=storage, study_name=study_name, direction=direction, sampler=sampler,
                                 pruner=_pruner(pruner, epochs), load_if_exists=study_name is not None)
 
