@@ -1,0 +1,76 @@
+"""Reliability round 2 (issue 28): the finite guard acts before the damage; bad hyper-parameters, non-finite
+checkpoints, mixed-up files and stale temporaries get named errors."""
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader as TorchDataLoader
+from torch.utils.data import TensorDataset
+
+from learnkit.callback.core import Callback
+from learnkit.callback.precision import MixedPrecision
+from learnkit.callback.training import GradientClip
+from learnkit.data.core import DataLoaders
+from learnkit.learner import Learner
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _dls() -> DataLoaders:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    return DataLoaders(TorchDataLoader(TensorDataset(x[:64], y[:64]), batch_size=16),
+                       TorchDataLoader(TensorDataset(x[64:], y[64:]), batch_size=16), device="cpu")
+
+
+def _learn(tmp_path, **kwargs) -> Learner:
+    torch.manual_seed(0)
+    return Learner(_dls(), nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2)),
+                   loss_func=nn.CrossEntropyLoss(), path=tmp_path, **kwargs)
+
+
+def _weights(learn) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in learn.model.parameters()]
+
+
+class _InfGrad(Callback):
+    """Puts an inf into one gradient at (epoch, batch), keeping the weights as they were just before that step."""
+
+    order = 0
+
+    def __init__(self, epoch: int = 0, batch: int = 2, once: bool = False) -> None:
+        self.at, self.once, self.before, self.done = (epoch, batch), once, None, False
+
+    def after_backward(self) -> None:
+        if (self.learn.epoch, self.learn.iter) == self.at and not (self.once and self.done):
+            self.before, self.done = _weights(self.learn), True
+            next(self.learn.model.parameters()).grad[0, 0] = float("inf")
+
+
+# -- 1. the guard checks loss and gradients before the step
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_inf_gradient_skips_the_step_and_stops_with_weights_unchanged(tmp_path, clip):
+    learn, inj = _learn(tmp_path), _InfGrad()
+    cbs = [inj] + ([GradientClip(1.0)] if clip else [])
+    with learn.no_bar(), learn.no_logging(), pytest.warns(RuntimeWarning, match="epoch 0, batch 2.*skipped"):
+        learn.fit(3, 1e-2, cbs=cbs)
+    assert learn.epoch == 0
+    assert all(torch.equal(a, b) for a, b in zip(inj.before, learn.model.parameters()))
+
+
+class _CpuFp16(MixedPrecision):
+    fp16_devices = ("cuda", "cpu")  # a real GradScaler on the CPU, as on a CUDA GPU
+
+
+def test_grad_scaler_still_skips_an_overflow_and_the_fit_goes_on(tmp_path):
+    learn, inj = _learn(tmp_path), _InfGrad(once=True)
+    learn.add_cb(_CpuFp16("fp16"))
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        learn.fit(2, 1e-2, cbs=inj)
+    assert learn.epoch == 1 and inj.done
+    assert learn.scaler.get_scale() < 2.0 ** 16  # the overflow lowered the scale
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
