@@ -74,3 +74,24 @@ def test_grad_scaler_still_skips_an_overflow_and_the_fit_goes_on(tmp_path):
     assert learn.epoch == 1 and inj.done
     assert learn.scaler.get_scale() < 2.0 ** 16  # the overflow lowered the scale
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+
+
+# -- 2. NaN/inf/negative lr and wd are refused at the call
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("call, shown", [
+    (lambda l: l.fit(1, NAN), "lr=nan"), (lambda l: l.fit(1, -1e-3), "lr=-0.001"), (lambda l: l.fit(1, INF), "lr=inf"),
+    (lambda l: l.fit(1, slice(NAN)), "lr="), (lambda l: l.fit(1, 1e-3, wd=-0.1), "wd=-0.1"),
+    (lambda l: l.fit(1, 1e-3, wd=NAN), "wd=nan"), (lambda l: l.fit_one_cycle(1, NAN), "lr="),
+    (lambda l: l.fit_one_cycle(1, 1e-3, wd=INF), "wd=inf"), (lambda l: l.fine_tune(1, base_lr=-1.0), "lr="),
+    (lambda l: l.fit_flat_cos(1, lr=INF), "lr="), (lambda l: l.fit_sgdr(1, 1, lr_max=NAN), "lr=")])
+def test_bad_lr_or_wd_is_refused_at_the_call(tmp_path, call, shown):
+    learn = _learn(tmp_path)
+    before = _weights(learn)
+    with learn.no_bar(), learn.no_logging(), pytest.raises(ValueError, match=f"{shown}.*finite number >= 0"):
+        call(learn)
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3, wd=0.0)  # the learner still trains with good values
