@@ -33,7 +33,7 @@ from .registry import (_BLOCKS, _DATA_LOADERS, _LEARNERS, _LOSSES, _MODEL_BUILDE
                        import_registering, module_of, register_block, register_data_loaders, register_loss,
                        register_model_builder, register_transform)
 from .utils import Path, write_under_path
-from .weights_io import load_model_state
+from .weights_io import check_finite_weights, load_model_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -129,9 +129,11 @@ def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pi
     if spec is not None and spec.get("builder") not in _MODEL_BUILDERS:
         raise ExportError(f"Model spec builder {spec.get('builder')!r} is not registered: register it with "
                           f"learnkit.export.register_model_builder(name, fn).")
+    state = learn.model.state_dict()
+    check_finite_weights(state, Path(learn.path) / fname)
     manifest = _manifest(learn, pickled=spec is None)
     tensors, seen = {}, set()
-    for k, v in learn.model.state_dict().items():
+    for k, v in state.items():
         v = v.detach().cpu().contiguous()
         tensors[f"model.{k}"] = v.clone() if v.data_ptr() in seen else v  # tied weights: one copy per name
         seen.add(v.data_ptr())

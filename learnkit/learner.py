@@ -38,7 +38,7 @@ from .metrics import Metric, to_metric
 from .optimizer import Adam
 from .registry import register_learner
 from .utils import Path, atomic_write, to_device
-from .weights_io import load_model_state, read_weights
+from .weights_io import check_finite_weights, load_model_state, read_weights
 
 __all__ = ["Learner", "trainable_params", "NORM_TYPES"]
 
@@ -602,6 +602,7 @@ class Learner:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model.state_dict()}
+        check_finite_weights(state["model"], path)
         if with_opt and self.opt is not None:
             state["opt"] = self.opt.state_dict()
             state.update(training_state(self))

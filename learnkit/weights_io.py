@@ -32,6 +32,22 @@ def read_weights(path: str | os.PathLike, device: torch.device | str) -> Any:
                            f"with learn.save().") from None
 
 
+def check_finite_weights(state: dict, path: str | os.PathLike) -> None:
+    """Refuse to write ``path`` when a tensor of ``state`` holds NaN/inf, naming the first one (one host read)."""
+    items = [(k, v) for k, v in state.items()
+             if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex())]
+    if not items:
+        return
+    dev = items[0][1].device
+    ok = torch.stack([torch.isfinite(v).all().to(dev) for _, v in items])
+    if bool(ok.all()):
+        return
+    name = items[int((~ok).nonzero()[0, 0])][0]
+    raise WeightsError(f"Refusing to write {path}: the model's {name!r} holds NaN or infinite values (the training "
+                       f"diverged), so the file there (if any) is kept as it was. Load the last good weights back "
+                       f"(learn.load), then train with a lower learning rate or GradientClip.")
+
+
 def load_model_state(model: nn.Module, state: dict, path: str | os.PathLike, strict: bool = True) -> None:
     """``model.load_state_dict(state)``, with an error naming the file and the first mismatching keys/shapes."""
     own = model.state_dict()

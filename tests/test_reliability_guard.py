@@ -95,3 +95,54 @@ def test_bad_lr_or_wd_is_refused_at_the_call(tmp_path, call, shown):
     assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, 1e-3, wd=0.0)  # the learner still trains with good values
+
+
+# -- 3. no checkpoint or export with non-finite weights
+
+def _tab_learner(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from learnkit.tabular.core import Categorify, Normalize
+    from learnkit.tabular.data import TabularDataLoaders
+    from learnkit.tabular.learner import tabular_learner
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.choice(["x", "y"], 60)})
+    df["y"] = np.where(df.a > 0, "hi", "lo")
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify, Normalize], cat_names=["b"], cont_names=["a"],
+                                     y_names="y", bs=16, valid_idx=list(range(45, 60)), path=tmp_path)
+    return tabular_learner(dls, layers=[8])
+
+
+def _poison(learn, name_part: str) -> str:
+    for k, p in learn.model.named_parameters():
+        if name_part in k:
+            with torch.no_grad():
+                p.view(-1)[0] = float("nan")
+            return k
+    raise AssertionError(name_part)
+
+
+def test_save_and_export_refuse_non_finite_weights_and_keep_the_last_good_file(tmp_path):
+    from learnkit.weights_io import WeightsError
+    learn = _tab_learner(tmp_path)
+    saved, exported = learn.save("m"), learn.export()
+    good_save, good_export = saved.read_bytes(), exported.read_bytes()
+    bad = _poison(learn, "weight")
+    with pytest.raises(WeightsError, match=f"m.pth.*{bad!r}.*NaN or infinite"):
+        learn.save("m")
+    with pytest.raises(WeightsError, match=f"export.pkl.*{bad!r}"):
+        learn.export()
+    assert saved.read_bytes() == good_save and exported.read_bytes() == good_export
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["export.pkl", "m.pth"]  # no temporaries
+
+
+def test_every_n_batches_checkpoint_is_never_overwritten_by_nan_weights(tmp_path):
+    from learnkit.callback.finite import FiniteLossGuard
+    from learnkit.callback.tracker import SaveModelCallback
+    from learnkit.weights_io import WeightsError
+    learn, inj = _learn(tmp_path), _InfGrad(epoch=0, batch=2)
+    learn.remove_cb(FiniteLossGuard)  # the guard would stop the fit before the damage: here the damage happens
+    with learn.no_bar(), learn.no_logging(), pytest.raises(WeightsError, match="model.pth"):
+        learn.fit(2, 1e-2, cbs=[inj, SaveModelCallback(every_n_batches=1, with_opt=True)])
+    state = torch.load(tmp_path / "models" / "model.pth", weights_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(inj.before, state["model"].values()))  # the weights before batch 2
