@@ -146,3 +146,32 @@ def test_every_n_batches_checkpoint_is_never_overwritten_by_nan_weights(tmp_path
         learn.fit(2, 1e-2, cbs=[inj, SaveModelCallback(every_n_batches=1, with_opt=True)])
     state = torch.load(tmp_path / "models" / "model.pth", weights_only=True)
     assert all(torch.equal(a, b) for a, b in zip(inj.before, state["model"].values()))  # the weights before batch 2
+
+
+# -- 4. a checkpoint and an export mixed up; resume from a damaged file
+
+def test_learn_load_of_an_export_and_load_learner_of_a_checkpoint_name_the_right_call(tmp_path):
+    import shutil
+    from learnkit.export import ExportError, load_learner
+    from learnkit.weights_io import WeightsError
+    learn = _tab_learner(tmp_path)
+    exported, saved = learn.export(), learn.save("m")
+    shutil.copy(exported, tmp_path / "models" / "exp.pth")
+    for name in ("exp", "export.pkl", exported):  # under models/, beside learn.path, an absolute path
+        with pytest.raises(WeightsError, match="is an export.*load_learner"):
+            learn.load(name)
+    with pytest.raises(ExportError, match=r"is a checkpoint \(learn.save\(\).*learn.load"):
+        load_learner(saved)
+
+
+@pytest.mark.parametrize("content", [b"", b"random bytes " * 40, "truncated"])
+def test_resume_from_a_damaged_checkpoint_gets_the_learn_load_error(tmp_path, content):
+    from learnkit.weights_io import WeightsError
+    learn = _learn(tmp_path)
+    good = learn.save("ck")
+    good.write_bytes(good.read_bytes()[:300] if content == "truncated" else content)
+    with pytest.raises(WeightsError, match=r"ck.pth \(\d+ bytes\) is not a readable weight file") as e:
+        learn.load("ck")
+    with learn.no_bar(), learn.no_logging(), pytest.raises(WeightsError) as e2:
+        learn.fit(1, 1e-3, resume="ck")
+    assert str(e2.value) == str(e.value)
