@@ -1,5 +1,6 @@
 """Reliability round 2 (issue 28): the finite guard acts before the damage; bad hyper-parameters, non-finite
 checkpoints, mixed-up files and stale temporaries get named errors."""
+import os
 import warnings
 
 import pytest
@@ -175,3 +176,51 @@ def test_resume_from_a_damaged_checkpoint_gets_the_learn_load_error(tmp_path, co
     with learn.no_bar(), learn.no_logging(), pytest.raises(WeightsError) as e2:
         learn.fit(1, 1e-3, resume="ck")
     assert str(e2.value) == str(e.value)
+
+
+# -- 5. a writer killed mid save/export leaves a temporary; the next write of that target removes it
+
+_KILLED_WRITER = """
+import os, signal, sys
+from learnkit.utils import atomic_write
+with atomic_write(sys.argv[1], "wb") as f:
+    f.write(b"half a file")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _killed_writer(target) -> None:
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(target)], env={**os.environ}, timeout=120)
+    assert r.returncode == -9
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGKILL and pid checks are POSIX")
+def test_the_next_save_and_export_remove_a_killed_writers_temporary_only(tmp_path):
+    import subprocess
+    import sys
+    from learnkit.utils import _HOST
+    learn = _tab_learner(tmp_path)
+    saved = learn.save("m")
+    (tmp_path / "export.pkl").write_bytes(b"old")
+    for target in (saved, tmp_path / "export.pkl"):
+        _killed_writer(target)
+    left = sorted(p.name for p in tmp_path.rglob("*.tmp"))
+    assert len(left) == 2 and all(n.startswith((".m.pth.", ".export.pkl.")) for n in left)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    keep = [f".m.pth.{_HOST}-{os.getppid()}-{'a' * 12}.tmp",  # its writer still runs
+            f".m.pth.{_HOST}-{os.getpid()}-{'b' * 12}.tmp",  # this process's own (another thread's) write
+            f".m.pth.{'0' * 8 if _HOST != '0' * 8 else '1' * 8}-{dead_pid}-{'c' * 12}.tmp",  # another host's
+            f".m.pth.{'d' * 12}.tmp",  # the old pattern: can't tell its writer
+            f".other.pth.{_HOST}-{dead_pid}-{'e' * 12}.tmp", f".m.pth.x.{_HOST}-{dead_pid}-{'f' * 12}.tmp",
+            "m.pth.tmp", "notes.tmp"]
+    for n in keep:
+        (tmp_path / "models" / n).write_bytes(b"user's")
+    learn.save("m")
+    learn.export()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(keep + ["m.pth"])
+    assert not list(tmp_path.glob(".export.pkl.*"))
+    learn.load("m", with_opt=False)  # the target is whole
