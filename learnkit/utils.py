@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 __all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor", "range_of",
-           "write_under_path"]
+           "write_under_path", "remove_stale_temps"]
 
 
 def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:

@@ -43,6 +43,8 @@ def read_weights(path: str | os.PathLike, device: torch.device | str) -> Any:
                                f"to load since that runs code from the file. Save plain weights with learn.save() "
                                f"or torch.save(model.state_dict(), ...). ({str(e).splitlines()[0][:200]})") from None
         raise _corrupt(path, e) from None
+    except OSError:  # unreadable (permissions, I/O): say so as it is
+        raise
     except Exception as e:  # truncated, empty, random bytes: zip, EOF, pickle-opcode and other errors
         raise _corrupt(path, e) from None
 

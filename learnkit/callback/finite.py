@@ -76,10 +76,11 @@ class FiniteLossGuard(Callback):
     def before_step(self) -> None:
         """Skip the step and stop the fit when the loss or a gradient is not finite (one host read)."""
         learn = self.learn
-        if getattr(learn, "scaler", None) is not None:
+        scaler = getattr(learn, "scaler", None)
+        if scaler is not None and scaler.is_enabled():
             return  # the GradScaler checked the unscaled gradients: this step runs only when they were finite
         tensors = [p.grad for g in learn.opt.param_groups for p in g["params"] if p.grad is not None]
-        if learn.loss is not None and not self._off:
+        if learn.loss is not None:
             tensors.append(learn.loss)
         if tensors and not all_finite(tensors):
             learn.opt.zero_grad()
