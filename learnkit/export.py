@@ -33,7 +33,7 @@ from .registry import (_BLOCKS, _DATA_LOADERS, _LEARNERS, _LOSSES, _MODEL_BUILDE
                        import_registering, module_of, register_block, register_data_loaders, register_loss,
                        register_model_builder, register_transform)
 from .utils import Path, write_under_path
-from .weights_io import load_model_state
+from .weights_io import check_finite_weights, load_model_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -129,9 +129,11 @@ def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pi
     if spec is not None and spec.get("builder") not in _MODEL_BUILDERS:
         raise ExportError(f"Model spec builder {spec.get('builder')!r} is not registered: register it with "
                           f"learnkit.export.register_model_builder(name, fn).")
+    state = learn.model.state_dict()
+    check_finite_weights(state, Path(learn.path) / fname)
     manifest = _manifest(learn, pickled=spec is None)
     tensors, seen = {}, set()
-    for k, v in learn.model.state_dict().items():
+    for k, v in state.items():
         v = v.detach().cpu().contiguous()
         tensors[f"model.{k}"] = v.clone() if v.data_ptr() in seen else v  # tied weights: one copy per name
         seen.add(v.data_ptr())
@@ -160,6 +162,9 @@ def _read(fname: Path) -> tuple[dict, dict]:
     except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
         hint = (" It looks like a pickle (a fastai export?): learnkit never unpickles export files; re-export the "
                 "learner with learnkit.") if data[:1] == b"\x80" or data[:2] == b"PK" else ""
+        if data[:2] == b"PK" and _is_checkpoint(data):
+            hint = (" It is a checkpoint (learn.save() wrote it: weights, no data pipeline): build the learner as "
+                    "in training and load it with learn.load(name). load_learner reads what learn.export() writes.")
         raise ExportError(f"{fname} is not a learnkit export ({type(e).__name__}).{hint}") from None
     if meta.get("format") != FORMAT or "manifest" not in meta:
         raise ExportError(f"{fname} is a safetensors file but not a learnkit export (no learnkit manifest). "
@@ -170,6 +175,16 @@ def _read(fname: Path) -> tuple[dict, dict]:
         raise ExportError(f"{fname} is corrupt: its weights don't match the checksum in its manifest (a changed or "
                           f"damaged byte). Export the learner again, or copy the file again from its source.")
     return manifest, tensors
+
+
+def _is_checkpoint(data: bytes) -> bool:
+    """Whether ``data`` is a torch file of plain tensors (``weights_only``: nothing in it runs)."""
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:  # code, or not a torch file: not a checkpoint
+        return False
+    return isinstance(state, dict) and (isinstance(state.get("model"), dict) or
+                                        any(isinstance(v, torch.Tensor) for v in state.values()))
 
 
 def _payload_sha256(blob: bytes) -> str:

@@ -38,7 +38,7 @@ from .metrics import Metric, to_metric
 from .optimizer import Adam
 from .registry import register_learner
 from .utils import Path, atomic_write, to_device
-from .weights_io import load_model_state, read_weights
+from .weights_io import check_finite_weights, is_learnkit_export, load_model_state, read_weights
 
 __all__ = ["Learner", "trainable_params", "NORM_TYPES"]
 
@@ -602,6 +602,7 @@ class Learner:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {"model": self.model.state_dict()}
+        check_finite_weights(state["model"], path)
         if with_opt and self.opt is not None:
             state["opt"] = self.opt.state_dict()
             state.update(training_state(self))
@@ -615,6 +616,9 @@ class Learner:
         path = self._model_file(file)
         distrib_barrier()  # rank 0 may still be writing it
         if not path.exists():
+            given = [p for p in (Path(file), Path(self.path) / file) if p.is_file()]
+            if given and is_learnkit_export(given[0]):
+                read_weights(given[0], "cpu")  # raises: an export, use load_learner
             raise FileNotFoundError(f"No saved model at {path}: learn.save({str(file)!r}) writes there "
                                     f"(learn.path={str(self.path)!r}, model_dir={str(self.model_dir)!r}).")
         device = self._model_device() if device is None else device

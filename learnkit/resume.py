@@ -25,6 +25,7 @@ import torch
 
 from .callback.core import Callback
 from .data.core import _start_workers
+from .weights_io import read_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from .learner import Learner
@@ -192,7 +193,8 @@ def resume_callbacks(learn: "Learner", resume: str | None, start_epoch: int, n_e
     if not path.exists():
         raise FileNotFoundError(f"fit(resume={str(resume)!r}): no checkpoint at {path}. SaveModelCallback("
                                 f"every_n_batches=..., with_opt=True, fname={str(resume)!r}) writes it during a fit.")
-    state = torch.load(path, map_location="cpu", weights_only=True).get("train_state")
+    saved = read_weights(path, "cpu")  # a truncated, empty or random file: the same WeightsError as learn.load
+    state = saved.get("train_state") if isinstance(saved, dict) else None
     if state is None:
         raise ValueError(f"{path} holds weights but no training state, so the fit can't resume where it stopped: "
                          f"save it during a fit with with_opt=True (SaveModelCallback(..., with_opt=True)).")

@@ -1,10 +1,13 @@
 """Layer-0 helpers: ``Path`` with ``.ls()``, seeding, device choice, atomic file writes, moving batches to a device."""
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import os
 import pathlib
 import random
+import re
+import socket
 import stat
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,7 +18,7 @@ import numpy as np
 import torch
 
 __all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor", "range_of",
-           "write_under_path"]
+           "write_under_path", "remove_stale_temps"]
 
 
 def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
@@ -98,11 +101,53 @@ def _regular_target(target: pathlib.Path) -> pathlib.Path:
     return target
 
 
+# atomic_write's temporaries: ".<name>.<host>-<pid>-<random>.tmp", beside the target
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{12}\.tmp")
+
+
+def _pid_running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would end the process there: assume it runs
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it runs under another user
+        return True
+    return True
+
+
+def remove_stale_temps(target: str | os.PathLike) -> list[pathlib.Path]:
+    """Remove the temporaries of ``target`` that a killed ``atomic_write`` left: its name pattern, written on this
+    host by a process that no longer runs; nothing else. Returns what it removed."""
+    target = pathlib.Path(target)
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    prefix = f".{target.name}."
+    for e in entries:
+        m = _TEMP.fullmatch(e.name) if e.name.startswith(prefix) else None
+        if m is None or m["name"] != target.name or m["host"] != _HOST or int(m["pid"]) == os.getpid():
+            continue
+        if not e.is_file(follow_symlinks=False) or _pid_running(int(m["pid"])):
+            continue
+        try:
+            os.unlink(e.path)
+            removed.append(pathlib.Path(e.path))
+        except FileNotFoundError:  # another writer removed it first
+            pass
+    return removed
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Write ``path`` all at once: yield a temp file in the same folder, ``os.replace`` it onto ``path`` on success.
 
-    On an exception the temp file is removed and an existing ``path`` is left untouched.
+    On an exception the temp file is removed and an existing ``path`` is left untouched; temporaries of ``path``
+    that a killed writer left are removed first (``remove_stale_temps``).
     """
     if mode not in _WRITE_MODES:
         raise ValueError(f"atomic_write mode must be a write mode such as 'wb' or 'w', got {mode!r} "
@@ -112,8 +157,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     if not folder.is_dir():
         raise FileNotFoundError(f"Can't write {str(target)!r}: its folder {str(folder)!r} does not exist; "
                                 f"create it first (e.g. Path(...).mkdir(parents=True, exist_ok=True)).")
+    remove_stale_temps(target)
     while True:  # O_EXCL: never reuse a name another writer holds; 0o666 lets the umask apply as for a plain open()
-        tmp = folder / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+        tmp = folder / f".{target.name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
             break

@@ -149,12 +149,23 @@ def _per_group(v: Any, n: int, name: str) -> list[float]:
     if isinstance(v, (list, tuple, np.ndarray, torch.Tensor)):
         vals = [float(x) for x in v]
         if len(vals) == 1:
-            return vals * n
+            return _checked(vals * n, name, v)
         if len(vals) != n:
             raise ValueError(f"{name} has {len(vals)} values but the optimizer has {n} parameter groups: give one "
                              f"value, or one per group (the splitter decides the groups).")
-        return vals
-    return [float(v)] * n
+        return _checked(vals, name, v)
+    return _checked([float(v)] * n, name, v)
+
+
+_HYPER_FIX = {"lr": "a learning rate is a finite number >= 0, e.g. lr=1e-3 (learn.lr_find() suggests one)",
+              "wd": "weight decay is a finite number >= 0, e.g. wd=0.01 (0 for none)"}
+
+
+def _checked(vals: list[float], name: str, given: Any) -> list[float]:
+    """Refuse a NaN, infinite or negative learning rate or weight decay, naming the value given."""
+    if name in _HYPER_FIX and not all(math.isfinite(x) and x >= 0 for x in vals):
+        raise ValueError(f"{name}={given!r} can't be used: {_HYPER_FIX[name]}.")
+    return vals
 
 
 def _set_group(g: dict, name: str, v: float) -> None:
