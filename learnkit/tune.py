@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .callback.core import Callback
+from .utils import optional_import
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -25,11 +26,7 @@ __all__ = ["PruningCallback", "tune", "build_best"]
 
 def _optuna() -> Any:
     """The optuna module, imported only when needed (it is optional)."""
-    try:
-        import optuna
-    except ImportError as e:
-        raise ImportError("learnkit.tune needs the optuna package: pip install optuna (or learnkit[tune])") from e
-    return optuna
+    return optional_import("optuna", "learnkit.tune needs the optuna package: pip install optuna (or learnkit[tune])")
 
 
 def _monitored(learn: "Learner", monitor: str) -> int:

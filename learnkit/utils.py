@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import mimetypes
 import os
 import pathlib
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 __all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor", "range_of",
-           "write_under_path", "remove_stale_temps"]
+           "write_under_path", "optional_import", "remove_stale_temps"]
 
 
 def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
@@ -262,3 +263,11 @@ def write_under_path(learn: Any, fname: str | os.PathLike, blob: bytes) -> Path:
     with atomic_write(path, "wb") as f:
         f.write(blob)
     return path
+
+
+def optional_import(module: str, message: str) -> Any:
+    """The module named ``module`` (an optional dependency), or an ImportError with ``message`` saying what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(message) from e

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..distributed import rank_distrib
-from ..utils import Path
+from ..utils import Path, optional_import
 from .core import Callback
 
 __all__ = ["MLflowCallback"]
@@ -17,11 +17,7 @@ __all__ = ["MLflowCallback"]
 
 def _mlflow() -> Any:
     """The mlflow module, imported only when needed (mlflow or mlflow-skinny; optional)."""
-    try:
-        import mlflow
-    except ImportError as e:
-        raise ImportError("MLflowCallback needs MLflow: pip install mlflow-skinny (or learnkit[mlflow])") from e
-    return mlflow
+    return optional_import("mlflow", "MLflowCallback needs MLflow: pip install mlflow-skinny (or learnkit[mlflow])")
 
 
 def _name(o: Any) -> str:

@@ -5,7 +5,7 @@ import tempfile
 from typing import Any
 
 from ..distributed import rank_distrib
-from ..utils import Path
+from ..utils import Path, optional_import
 from .core import Callback
 
 __all__ = ["WandbCallback"]
@@ -13,11 +13,7 @@ __all__ = ["WandbCallback"]
 
 def _wandb() -> Any:
     """The wandb module, imported only when needed (it is optional)."""
-    try:
-        import wandb
-    except ImportError as e:
-        raise ImportError("WandbCallback needs the wandb package: pip install wandb (or learnkit[wandb])") from e
-    return wandb
+    return optional_import("wandb", "WandbCallback needs the wandb package: pip install wandb (or learnkit[wandb])")
 
 
 class WandbCallback(Callback):
