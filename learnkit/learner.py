@@ -30,6 +30,7 @@ from .callback.progress import ProgressCallback, TableWriter
 from .callback.recorder import Recorder
 from .distributed import auto_distrib, distrib_barrier, distrib_ctx, rank_distrib
 from .export import export_learner
+from .input_checks import channel_mismatch, check_loss_is_scalar
 from .resume import resume_callbacks, training_state
 from .callback.schedule import (fine_tune, fit_flat_cos, fit_one_cycle, fit_sgdr, lr_find, lr_range, set_hyper,
                                 valley)
@@ -343,7 +344,13 @@ class Learner:
         try:
             self._event("before_batch")
             compiled = self.__dict__.get("_compiled")  # (module, compiled module) from learn.compile()
-            self.pred = (compiled[1] if compiled is not None and compiled[0] is self.model else self.model)(*self.xb)
+            try:
+                self.pred = (compiled[1] if compiled is not None and compiled[0] is self.model else self.model)(*self.xb)
+            except RuntimeError as e:
+                why = channel_mismatch(self.model, self.xb)
+                if why is None:
+                    raise
+                raise ValueError(why) from e
             self._event("after_pred")
             if self.yb:
                 self.loss_grad = self.loss_func(self.pred, *self.yb)
@@ -361,6 +368,7 @@ class Learner:
     def _backward_and_step(self) -> None:
         try:
             self._event("before_backward")
+            check_loss_is_scalar(self.loss_grad, self.loss_func)
             self.loss_grad.backward()
         except CancelBackwardException:
             pass
@@ -516,6 +524,9 @@ class Learner:
         finally:
             if with_loss:
                 self.loss_func.reduction = reduction
+        if not gather.preds:
+            raise ValueError(f"get_preds: the loader gave no batches ({type(dl).__name__} of length "
+                             f"{_len_or_none(dl)}), so there is nothing to predict: check the items it was built from.")
         if act is None:
             act = _activation(self.loss_func)
         preds = act(_cat(gather.preds))

@@ -87,9 +87,17 @@ def training_state(learn: "Learner") -> dict[str, Any]:
     return {"train_state": {
         "epoch": learn.epoch if in_epoch else learn.epoch + 1, "n_epoch": learn.n_epoch,
         "done": learn.train_iter - mark["train_iter"] if in_epoch else 0,
-        "train_iter": learn.train_iter, "pct_train": float(learn.pct_train),
+        "train_iter": learn.train_iter, "pct_train": float(learn.pct_train), "n_batches": _n_batches(learn),
         "rng": get_rng_states(), "epoch_rng": mark["rng"] if in_epoch else get_rng_states(),
         "recorder": _recorder_json(learn)}}
+
+
+def _n_batches(learn: "Learner") -> int | None:
+    """Batches per training epoch (None for a loader of unknown length)."""
+    try:
+        return len(learn.dls.train)
+    except TypeError:
+        return None
 
 
 class _SkipDone:
@@ -201,5 +209,10 @@ def resume_callbacks(learn: "Learner", resume: str | None, start_epoch: int, n_e
     if state["n_epoch"] != n_epoch:
         raise ValueError(f"{path} was saved in a fit of {state['n_epoch']} epochs; resuming it with n_epoch={n_epoch} "
                          f"would put the schedule elsewhere: pass n_epoch={state['n_epoch']}.")
+    saved_n, n = state.get("n_batches"), _n_batches(learn)  # older checkpoints have no count: not checked
+    if saved_n is not None and saved_n != n:
+        raise ValueError(f"{path} was saved in a fit of {saved_n} batches per epoch; these loaders give {n}, so the "
+                         f"schedule (fit_one_cycle's warm-up and annealing) would no longer end where it should. Resume "
+                         f"with the same data and batch size as the interrupted fit, or start a new fit.")
     learn.load(resume, with_opt=True)
     return [ResumeCallback(state)], state["epoch"]

@@ -33,6 +33,11 @@ def _check_roles(df: pd.DataFrame, user_name: Any, item_name: Any, rating_name: 
                          f"item_name=..., rating_name=...).")
     for role, name in (("user", user_name), ("item", item_name)):
         c = df[name]
+        n_na = int(c.isna().sum())
+        if n_na:
+            warnings.warn(f"The {role} id column {name!r} has {n_na} missing value(s) (rows "
+                          f"{list(df.index[c.isna()][:5])}): they would all train as one {role}, '#na#'. Drop them "
+                          f"first: ratings = ratings.dropna(subset=[{name!r}]).", UserWarning, stacklevel=3)
         if pd.api.types.is_float_dtype(c) and not np.allclose(c.dropna() % 1, 0):
             raise ValueError(f"The {role} id column {name!r} holds fractional numbers ({c.head(3).tolist()}), which "
                              f"look like ratings: the columns are in another order than user, item, rating. Name "

@@ -12,6 +12,7 @@ import torch
 
 from .blocks import TransformBlock, resolve_block
 from .core import DataLoader, DataLoaders, Datasets, _block_tfms
+from .leak_checks import warn_split_overlap
 from .splitters import RandomSplitter, check_splits
 from .transforms import TRAIN, Transform, sort_by_order
 
@@ -85,6 +86,7 @@ class DataBlock:
         if not train:
             raise ValueError(f"The splitter {self.splitter!r} put none of the {len(items)} items in the training set: "
                              f"check its arguments (e.g. train_name/valid_name, valid_pct).")
+        warn_split_overlap(items, self.getters[0] if self.getters else None, splits)
         pipelines = [([g] if g is not None else []) + b.type_tfms for g, b in zip(self.getters, blocks)]
         dsets = Datasets(items, pipelines, splits=(train, valid, *extra), kinds=[b.kind for b in blocks],
                          n_inp=self.n_inp, blocks=blocks, getters=self.getters)

@@ -18,6 +18,7 @@ import torch
 
 from ..registry import register_block
 from ..utils import one_hot
+from .label_checks import check_label_types
 from .transforms import ToTensor, Transform
 
 __all__ = [
@@ -238,7 +239,9 @@ class MultiCategorize(Categorize):
     def setup(self, train_labels: Iterable) -> None:
         """Learn the vocabulary from every label of every training item."""
         if self.vocab is None:
-            self._set_vocab(CategoryMap([_plain(l) for labels in train_labels for l in labels], add_na=self.add_na))
+            labels = [_plain(l) for labels in train_labels for l in labels]
+            check_label_types(dict.fromkeys(l for l in labels if _present(l)))
+            self._set_vocab(CategoryMap(labels, add_na=self.add_na))
 
     def _indices(self, labels: Iterable) -> list[int]:
         return [Categorize.__call__(self, l) for l in labels]
@@ -360,6 +363,7 @@ def _check_labels(labels: list) -> None:
     if n_none:
         raise ValueError(f"get_y returned None for {n_none} of {len(labels)} training items: None can't be a class. "
                          f"Fix get_y (e.g. a regex that doesn't match a file name), or filter those items out.")
+    check_label_types(dict.fromkeys(v for v in labels if _present(v)))
     if labels and len(set(labels)) == 1:
         warnings.warn(f"The training labels hold a single class ({labels[0]!r}): the model can only predict it and "
                       f"its accuracy means nothing. Check get_y and the folder layout (one folder per class).",

@@ -593,6 +593,9 @@ class DataLoaders:
                              "loaders, build a torch DataLoader over the new items and pass it as get_preds(dl=...).")
         if isinstance(items, (str, _PathBase)) or not hasattr(items, "__len__"):
             items = [items]
+        if len(items) == 0:
+            raise ValueError(f"test_dl got no items (an empty {type(items).__name__}): there is nothing to predict. "
+                             f"Check the list, folder or filter that produced them.")
         n = len(self.blocks) if with_labels else self.n_inp
         pipes = []
         for i, b in enumerate(self.blocks[:n]):

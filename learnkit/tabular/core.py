@@ -93,10 +93,7 @@ class TabularPandas:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"TabularPandas takes a pandas DataFrame, got {type(df).__name__}.")
         self.cat_names, self.cont_names, self.y_names = _as_names(cat_names), _as_names(cont_names), _as_names(y_names)
-        missing = [n for n in self.cat_names + self.cont_names + self.y_names if n not in df.columns]
-        if missing:
-            raise KeyError(f"Column(s) {missing} are not in the DataFrame (columns: {list(df.columns)}): check "
-                           f"cat_names / cont_names / y_names.")
+        _check_columns(df, self.cat_names, self.cont_names, self.y_names)
         procs = [] if procs is None else (list(procs) if isinstance(procs, (list, tuple)) else [procs])
         self.procs = Procs(sorted((_resolve_proc(p) for p in procs), key=lambda p: p.order))
         if splits is None:
@@ -159,6 +156,11 @@ class TabularPandas:
                 if unk:
                     unknown[n] = unk
         conts = df[self.cont_names].to_numpy(dtype=np.float64) if self.cont_names else np.zeros((len(df), 0))
+        if np.isinf(conts).any():  # as would infinities (NaN probabilities at predict)
+            bad = [n for n, m in zip(self.cont_names, np.isinf(conts).any(0)) if m]
+            raise ValueError(f"Continuous column(s) {bad} hold infinite values (inf or -inf), which would make the "
+                             f"model's outputs NaN: replace them, e.g. df[{bad}] = df[{bad}].replace([np.inf, -np.inf], "
+                             f"np.nan) with FillMissing in procs.")
         if np.isnan(conts).any():  # missing values would poison the model
             bad = [n for n, m in zip(self.cont_names, np.isnan(conts).any(0)) if m]
             fm = self.fill_missing
@@ -283,6 +285,9 @@ class TabularPandas:
         """
         if isinstance(df, pd.Series):
             df = df.to_frame().T
+        if len(df) == 0:
+            raise ValueError(f"The new rows are an empty DataFrame (columns: {list(df.columns)}): there is nothing to "
+                             f"predict; check the filter or file that produced them.")
         missing = [n for n in self._raw_cat_names() + self.cont_names if n not in df.columns]
         if missing:
             raise KeyError(f"Column(s) {missing} are missing from the new rows (they have {list(df.columns)}): pass "
@@ -442,6 +447,30 @@ class _TabSubset:
 
 
 # -- helpers
+
+def _check_columns(df: pd.DataFrame, cat_names: list, cont_names: list, y_names: list) -> None:
+    """Refuse a frame without rows, named columns it lacks or holds twice, and a target also given as an input."""
+    if len(df) == 0:
+        raise ValueError(f"The DataFrame has no rows (columns: {list(df.columns)}): check the filter or file that "
+                         f"produced it.")
+    used = cat_names + cont_names + y_names
+    missing = [n for n in used if n not in df.columns]
+    if missing:
+        raise KeyError(f"Column(s) {missing} are not in the DataFrame (columns: {list(df.columns)}): check "
+                       f"cat_names / cont_names / y_names.")
+    dup = sorted({str(n) for n in df.columns[df.columns.duplicated()] if n in used})
+    if dup:
+        raise ValueError(f"Column name(s) {dup} appear more than once in the DataFrame: rename or drop the copies "
+                         f"(e.g. df = df.loc[:, ~df.columns.duplicated()]).")
+    inputs = set(cat_names + cont_names)
+    leak = [n for n in y_names if n in inputs]
+    if leak:
+        raise ValueError(f"Column(s) {leak} are the target (y_names) and also an input (cat_names/cont_names): the "
+                         f"model would be given the answer. Remove them from the inputs.")
+    twice = [n for n in dict.fromkeys(used) if used.count(n) > 1]
+    if twice:
+        raise ValueError(f"Column(s) {twice} are listed more than once in cat_names/cont_names: list each once.")
+
 
 def cont_cat_split(df: pd.DataFrame, max_card: int = 20, dep_var: Any = None) -> tuple[list[str], list[str]]:
     """Split columns into continuous and categorical (fastai's rule): ``(cont_names, cat_names)``.

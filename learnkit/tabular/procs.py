@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.label_checks import check_label_types
 from ..data.normalize import Normalize
 from ..registry import ExportError
 
@@ -66,7 +67,10 @@ def _column_vocab(col: pd.Series, only_present: bool = False) -> list:
             present = {_plain(v) for v in pd.unique(col.dropna())}
             cats = [v for v in cats if v in present]
         return cats
-    return _sorted(v for v in pd.unique(col) if not pd.isnull(v))
+    values = [_plain(v) for v in pd.unique(col) if not pd.isnull(v)]
+    if pd.api.types.is_object_dtype(col):  # only an object column can hold 3 and '3'
+        check_label_types(values, f"column {col.name!r}")
+    return _sorted(values)
 
 
 def _suffixed(name: Any, suffix: str) -> Any:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import keyword
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -26,6 +28,22 @@ __all__ = ["TextBlock", "TextDataLoaders"]
 
 
 # -- the block
+
+def _warn_non_text(df: pd.DataFrame, text_cols: Sequence) -> None:
+    """Warn, naming rows, when a text column holds missing values or numbers (they would be read as 'nan', '42')."""
+    for c in text_cols:
+        col = df[c]
+        missing = col.isna().to_numpy()
+        other = np.array([not isinstance(v, str) for v in col]) & ~missing
+        bad = missing | other
+        if bad.any():
+            rows = list(df.index[bad][:5]) + (["..."] if bad.sum() > 5 else [])
+            found = " and ".join(f"{k} {what}" for k, what in ((int(missing.sum()), "missing"),
+                                                                (int(other.sum()), "non-text (numbers, ...)")) if k)
+            warnings.warn(f"Text column {c!r} has {found} value(s) (rows {rows}): they would be read as the text of "
+                          f"their value ('nan', '42'). Drop or fill them first, e.g. df = df.dropna(subset=[{c!r}]) "
+                          f"or df[{c!r}] = df[{c!r}].fillna('').", UserWarning, stacklevel=3)
+
 
 class _ReadText:
     """Raw item -> text: a string as is, a file's contents, or the text column(s) of a DataFrame row."""
@@ -359,6 +377,7 @@ class TextDataLoaders(DataLoaders):
         missing = [c for c in text_cols if c not in df.columns]
         if missing:
             raise KeyError(f"Text column(s) {missing} are not in the DataFrame; its columns are {list(df.columns)}.")
+        _warn_non_text(df, text_cols)
         blocks: list = [TextBlock.from_df(text_cols, text_vocab, is_lm, seq_len, backwards, tok_tfm=tok_tfm,
                                           tok_text_col=tok_text_col)]
         if not is_lm:

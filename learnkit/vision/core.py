@@ -275,7 +275,17 @@ class MaskCodes:
         """Nothing to learn: the codes are given (the masks are not read)."""
 
     def __call__(self, mask: Any) -> Any:
-        """The mask, unchanged."""
+        """The mask, unchanged, once its class ids are checked against the codes (255, the usual "ignore", passes)."""
+        if self.vocab is not None and isinstance(mask, Image.Image):
+            n = len(self.vocab)
+            if mask.mode in ("L", "P"):  # a 256-bin count: cheap
+                ids = [i for i, c in enumerate(mask.histogram()[:256]) if c and n <= i != 255]
+            else:
+                ids = sorted(int(i) for i in np.unique(np.asarray(mask)) if n <= i != 255)
+            if ids:
+                hi = ids[-1]
+                raise ValueError(f"Mask {_name_of(mask)} holds class id {hi}, but codes names only {n} classes (ids "
+                                 f"0-{n - 1}): pass codes listing every class in the masks, or remap the mask's ids.")
         return mask
 
 
