@@ -176,7 +176,7 @@ def test_load_learner_refuses_pickles_and_torch_zips_without_running_them(tmp_pa
 
 def test_get_y_none_and_bad_splits_are_refused():
     items = list(range(20))
-    with pytest.raises(ValueError, match="get_y returned None for 10"):
+    with pytest.raises(ValueError, match=r"get_y returned a missing label \(None or NaN\) for 10"):
         DataBlock(blocks=(CategoryBlock, CategoryBlock), get_x=lambda i: str(i % 3), get_y=lambda i: None if i % 2 else "b",
                   splitter=IndexSplitter([])).datasets(items)
     with pytest.raises(ValueError, match="both the training and the validation.*leak"):

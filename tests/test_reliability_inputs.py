@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 from learnkit.callback.tracker import SaveModelCallback
 from learnkit.collab.data import CollabDataLoaders
 from learnkit.data.block import DataBlock
-from learnkit.data.blocks import CategoryBlock
+from learnkit.data.blocks import CategoryBlock, RegressionBlock
 from learnkit.data.core import DataLoaders
 from learnkit.data.getters import ColReader
 from learnkit.data.splitters import IndexSplitter
@@ -203,3 +203,18 @@ def test_mask_ids_outside_the_codes_name_the_file_and_the_fix(tmp_path):
     mb = MaskBlock(codes=["bg", "fg"])
     m = mb.type_tfms[1](mb.type_tfms[0](ignore))
     assert m.getextrema() == (0, 255)
+
+
+def test_missing_labels_and_targets_are_named_not_trained_as_nan():
+    fns = [str(f) for f in _images(12)]
+    df = pd.DataFrame({"fname": fns, "label": ["a", np.nan, "b"] * 4})
+    with pytest.raises(ValueError, match=r"missing label \(None or NaN\) for \d+ of \d+ training items.*dropna"):
+        ImageDataLoaders.from_df(df, fn_col="fname", label_col="label", item_tfms=Resize(32), bs=4, num_workers=0)
+    block = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=ColReader("fname"), get_y=ColReader("label"),
+                      splitter=IndexSplitter([1, 4]))  # every missing label in the validation split
+    with pytest.raises(ValueError, match=r"validation set has label\(s\) never seen.*'<missing: None/NaN>' \(2 items\)"):
+        block.datasets(df.assign(label=["a", np.nan, "b", "a", np.nan, "b"] + ["a", "b"] * 3))
+    reg = ImageDataLoaders.from_df(df.assign(label=[1.0, np.nan, 2.0] * 4), fn_col="fname", label_col="label",
+                                   y_block=RegressionBlock, item_tfms=Resize(32), bs=12, num_workers=0, valid_pct=0.0)
+    with pytest.raises(ValueError, match=r"Regression target nan is missing or infinite"):
+        reg.one_batch()

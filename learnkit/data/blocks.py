@@ -190,7 +190,7 @@ class Categorize:
         """Learn the vocabulary from the training labels (kept when a vocab was given)."""
         if self.vocab is None:
             labels = [_plain(v) for v in train_labels]
-            _check_labels(labels)
+            _check_labels(labels, allow_missing=self.add_na)
             self._set_vocab(CategoryMap(labels, sort=self.sort, add_na=self.add_na))
 
     def setups(self, dsets: Iterable | None) -> None:
@@ -330,9 +330,13 @@ class RegressionSetup:
     def __call__(self, y: Any) -> np.ndarray:
         """Number(s) -> float32 array."""
         try:
-            return np.asarray(y, dtype=np.float32)
+            arr = np.asarray(y, dtype=np.float32)
         except (TypeError, ValueError):
             raise ValueError(f"Regression target {y!r} is not a number: check get_y / the target column.") from None
+        if not np.isfinite(arr).all():
+            raise ValueError(f"Regression target {_plain(y)!r} is missing or infinite: drop those items, or fill the target "
+                             f"column, before building the DataLoaders.")
+        return arr
 
     encodes = __call__
 
@@ -357,12 +361,13 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _check_labels(labels: list) -> None:
-    """Refuse ``None`` as a class; warn when the training labels hold a single class."""
-    n_none = sum(v is None for v in labels)
+def _check_labels(labels: list, allow_missing: bool = False) -> None:
+    """Refuse missing labels (None; NaN too unless they map to ``'#na#'``) and mixed types; warn on a single class."""
+    n_none = sum(v is None or (not allow_missing and not _present(v)) for v in labels)
     if n_none:
-        raise ValueError(f"get_y returned None for {n_none} of {len(labels)} training items: None can't be a class. "
-                         f"Fix get_y (e.g. a regex that doesn't match a file name), or filter those items out.")
+        raise ValueError(f"get_y returned a missing label (None or NaN) for {n_none} of {len(labels)} training items: "
+                         f"a missing label can't be a class. Fix get_y (e.g. a regex that doesn't match a file name), "
+                         f"or drop those items first (df.dropna(subset=[label_col])).")
     check_label_types(dict.fromkeys(v for v in labels if _present(v)))
     if labels and len(set(labels)) == 1:
         warnings.warn(f"The training labels hold a single class ({labels[0]!r}): the model can only predict it and "

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import Dataset, default_collate
 
 from ..utils import Path, default_device, to_device
-from .blocks import EncodedMultiCategorize, MultiCategorize, TransformBlock
+from .blocks import EncodedMultiCategorize, MultiCategorize, TransformBlock, _present
 from .preload import check_preloadable, collect, n_batches, preload_order, preloaded_batches
 from .transforms import TRAIN, VALID, Transform, apply_transforms, decode_transforms, sort_by_order
 
@@ -121,7 +121,8 @@ class Datasets:
             for l in (lab if multi else [lab]):
                 l = l.item() if isinstance(l, np.generic) else l
                 if l not in o2i:
-                    unseen[l] = unseen.get(l, 0) + 1
+                    key = l if _present(l) else "<missing: None/NaN>"
+                    unseen[key] = unseen.get(key, 0) + 1
         if unseen:
             shown = ", ".join(f"{k!r} ({v} items)" for k, v in list(unseen.items())[:5])
             split = "validation" if k == 1 else "test"
