@@ -101,3 +101,14 @@ from fastcore.basics import first  # noqa: F401,E402
 from fastcore.foundation import L, coll_repr  # noqa: F401,E402
 
 __all__ += ["L", "first", "coll_repr"]
+
+# fastai fidelity (issue 31): callback internals, the callback optimizer, fastcore's GetAttr / store_attr
+from fastcore.basics import GetAttr, store_attr  # noqa: F401,E402
+from learnkit.callback.core import (event)  # noqa: F401,E402
+from learnkit.callback.preds import (MCDropoutCallback)  # noqa: F401,E402
+from learnkit.optim_steppers import (Optimizer, sgd_step, weight_decay, l2_reg, average_grad, average_sqr_grad, momentum_step, rms_prop_step, step_stat, debias, adam_step)  # noqa: F401,E402
+
+__all__ += [
+    "GetAttr", "store_attr", "event", "MCDropoutCallback", "Optimizer", "sgd_step", "weight_decay", "l2_reg",
+    "average_grad", "average_sqr_grad", "momentum_step", "rms_prop_step", "step_stat", "debias", "adam_step",
+]
