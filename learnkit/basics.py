@@ -112,3 +112,8 @@ __all__ += [
     "GetAttr", "store_attr", "event", "MCDropoutCallback", "Optimizer", "sgd_step", "weight_decay", "l2_reg",
     "average_grad", "average_sqr_grad", "momentum_step", "rms_prop_step", "step_stat", "debias", "adam_step",
 ]
+from learnkit.callback.model_info import (dummy_eval, model_sizes, total_params, layer_info)  # noqa: F401,E402
+from learnkit.callback.precision import (test_overflow, grad_overflow)  # noqa: F401,E402
+from learnkit.layers import (Module, noop)  # noqa: F401,E402
+
+__all__ += ["dummy_eval", "model_sizes", "total_params", "layer_info", "test_overflow", "grad_overflow", "Module", "noop"]
