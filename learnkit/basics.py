@@ -101,3 +101,19 @@ from fastcore.basics import first  # noqa: F401,E402
 from fastcore.foundation import L, coll_repr  # noqa: F401,E402
 
 __all__ += ["L", "first", "coll_repr"]
+
+# fastai fidelity (issue 31): callback internals, the callback optimizer, fastcore's GetAttr / store_attr
+from fastcore.basics import GetAttr, store_attr  # noqa: F401,E402
+from learnkit.callback.core import (event)  # noqa: F401,E402
+from learnkit.callback.preds import (MCDropoutCallback)  # noqa: F401,E402
+from learnkit.optim_steppers import (Optimizer, sgd_step, weight_decay, l2_reg, average_grad, average_sqr_grad, momentum_step, rms_prop_step, step_stat, debias, adam_step)  # noqa: F401,E402
+
+__all__ += [
+    "GetAttr", "store_attr", "event", "MCDropoutCallback", "Optimizer", "sgd_step", "weight_decay", "l2_reg",
+    "average_grad", "average_sqr_grad", "momentum_step", "rms_prop_step", "step_stat", "debias", "adam_step",
+]
+from learnkit.callback.model_info import (dummy_eval, model_sizes, total_params, layer_info)  # noqa: F401,E402
+from learnkit.callback.precision import (test_overflow, grad_overflow)  # noqa: F401,E402
+from learnkit.layers import (Module, noop)  # noqa: F401,E402
+
+__all__ += ["dummy_eval", "model_sizes", "total_params", "layer_info", "test_overflow", "grad_overflow", "Module", "noop"]

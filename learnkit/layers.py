@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 __all__ = ["SigmoidRange", "sigmoid_range", "batchnorm1d", "LinBnDrop", "Identity", "Lambda", "Flatten", "View",
-           "ResizeBatch", "SequentialEx", "MergeLayer", "in_channels", "Embedding", "trunc_normal_"]
+           "ResizeBatch", "SequentialEx", "MergeLayer", "in_channels", "Embedding", "trunc_normal_",
+           "Module", "noop"]
 
 
 def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -200,3 +201,25 @@ class Embedding(nn.Embedding):
     def __init__(self, ni: int, nf: int, std: float = 0.01) -> None:
         super().__init__(ni, nf)
         trunc_normal_(self.weight, std=std)
+
+
+def noop(x: Any = None, *args: Any, **kwargs: Any) -> Any:
+    """Do nothing: return ``x`` (fastai's ``noop``, e.g. an identity shortcut in a ResBlock)."""
+    return x
+
+
+class _ModuleMeta(type(nn.Module)):
+    """Runs ``nn.Module.__init__`` before the subclass's ``__init__``."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = cls.__new__(cls)
+        nn.Module.__init__(obj)
+        obj.__init__(*args, **kwargs)
+        return obj
+
+
+class Module(nn.Module, metaclass=_ModuleMeta):
+    """``nn.Module`` whose subclasses need not call ``super().__init__()`` (fastai's ``Module``)."""
+
+    def __init__(self) -> None:
+        pass

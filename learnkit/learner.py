@@ -269,12 +269,26 @@ class Learner:
         f = None
         try:
             for f in self._handlers[self.training][name]:
-                f()
+                if f.__self__.run:  # a callback sets ``self.run = False`` to sit out the rest of this fit
+                    f()
         except _CANCELS:
             raise
         except Exception as e:
             e.add_note(f"(raised by callback {getattr(f, '__self__', f)!r} during event {name!r})")
             raise
+        finally:
+            if name == "after_fit":
+                for cb in self.cbs:
+                    cb.run = True
+
+    def __call__(self, event_name: str | Iterable[str]) -> None:
+        """Fire event(s) by name on every callback, as the training loop does (``learn('before_fit')``)."""
+        for ev in [event_name] if isinstance(event_name, str) else event_name:
+            if ev in EVENTS:
+                self._event(ev)
+            else:
+                for cb in self.cbs:
+                    cb(ev)
 
     def _with_events(self, f: Callable[[], None], name: str, cancel: type[Exception]) -> None:
         try:
@@ -501,8 +515,10 @@ class Learner:
 
     def get_preds(self, ds_idx: int = 1, dl: Iterable | None = None, with_input: bool = False,
                   with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None,
-                  reorder: bool = True) -> tuple:
+                  reorder: bool = True, cbs: Any = None) -> tuple:
         """Predictions and targets over a loader: ``([inputs,] preds, targs[, decoded][, losses])``, on the CPU.
+
+        ``cbs``: callbacks added for this pass only (e.g. ``MCDropoutCallback()``).
 
         ``preds`` are ``act(output)`` (default: the loss's ``activation``, e.g. softmax); ``decoded`` is the loss's
         ``decodes(preds)`` (e.g. argmax). ``dl`` may be any iterable of ``(x, y)`` batches. Learnkit loaders
@@ -519,7 +535,7 @@ class Learner:
                                  f"loss per item); {type(self.loss_func).__name__} has none.")
             self.loss_func.reduction = "none"
         try:
-            with self.added_cbs(gather), self.no_logging():
+            with self.added_cbs([gather, *_as_list(cbs)]), self.no_logging():
                 self._eval_pass(dl)
         finally:
             if with_loss:

@@ -117,7 +117,8 @@ def test_parallel_tokenize_equals_serial():
     texts = [f"Text number {i}: it's GREAT!!! really really really great." for i in range(40)]
     serial = parallel_tokenize(texts, n_workers=0)
     pooled = parallel_tokenize(texts, n_workers=2, chunk_size=10)
-    assert pooled == serial and len(serial) == 40 and serial[3][:4] == [BOS, TK_MAJ, "text", "number"]
+    assert pooled == serial and len(serial) == 40 and serial[3][0] == 3  # fastai's (index, tokens) pairs
+    assert serial[3][1][:4] == [BOS, TK_MAJ, "text", "number"]
 
 
 def test_tokenizer_caches_by_content():

@@ -106,7 +106,7 @@ def test_callable_encoder_and_options():
     assert sum(isinstance(m, SelfAttention) for m in sa.modules()) == 1
     assert sa(torch.randn(1, 3, 30, 30)).shape == (1, 2, 30, 30)
     with pytest.raises(ValueError, match="norm_type"):
-        DynamicUnet(body, 3, (32, 32), norm_type="weight")
+        DynamicUnet(body, 3, (32, 32), norm_type="group")
     with pytest.raises(TypeError, match="nn.Sequential"):
         DynamicUnet(nn.Conv2d(3, 3, 3), 3, (32, 32))
 

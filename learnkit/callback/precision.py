@@ -21,7 +21,7 @@ from .core import Callback, CancelStepException
 if TYPE_CHECKING:  # pragma: no cover
     from ..learner import Learner
 
-__all__ = ["MixedPrecision", "to_fp16", "to_bf16", "to_fp32", "to_channels_last"]
+__all__ = ["MixedPrecision", "to_fp16", "to_bf16", "to_fp32", "to_channels_last", "test_overflow", "grad_overflow"]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -190,3 +190,17 @@ def to_channels_last(learn: "Learner") -> "Learner":
     """Store the model's 4-d weights channels-last (faster convolutions on recent GPUs); returns ``learn``."""
     learn.model.to(memory_format=torch.channels_last)
     return learn
+
+
+def test_overflow(x: torch.Tensor) -> bool:
+    """Whether ``x`` holds an infinity or a NaN (fastai's overflow check for half-precision gradients)."""
+    s = float(x.float().sum())
+    return s == float("inf") or s == float("-inf") or s != s
+
+
+test_overflow.__test__ = False  # not a pytest test, despite its (fastai's) name
+
+
+def grad_overflow(pgs: list) -> bool:
+    """Whether any gradient of the parameter lists ``pgs`` overflowed."""
+    return any(p.grad is not None and test_overflow(p.grad.data) for pg in pgs for p in pg)

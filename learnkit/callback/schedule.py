@@ -169,7 +169,9 @@ def _checked(vals: list[float], name: str, given: Any) -> list[float]:
 
 
 def _set_group(g: dict, name: str, v: float) -> None:
-    if name == "lr":
+    if name in _FASTAI_KEYS and name in g:  # a learnkit.optim_steppers.Optimizer keeps fastai's names
+        g[name] = v
+    elif name == "lr":
         if isinstance(g["lr"], torch.Tensor):
             g["lr"].fill_(v)
         else:
@@ -195,7 +197,12 @@ def _set_group(g: dict, name: str, v: float) -> None:
         g[name] = v
 
 
+_FASTAI_KEYS = ("mom", "sqr_mom", "wd")
+
+
 def _get_group(g: dict, name: str) -> float:
+    if name in _FASTAI_KEYS and name in g:
+        return g[name]
     if name == "mom":
         return g["betas"][0] if "betas" in g else g["momentum"]
     if name == "sqr_mom":
@@ -217,7 +224,7 @@ def get_hyper(opt: torch.optim.Optimizer, name: str) -> list[float]:
 
 
 def _has_momentum(opt: torch.optim.Optimizer) -> bool:
-    return all("betas" in g or "momentum" in g for g in opt.param_groups)
+    return all("betas" in g or "momentum" in g or "mom" in g for g in opt.param_groups)
 
 
 # -- the callbacks

@@ -274,7 +274,14 @@ PARALLEL_MIN_CHARS = 2_000_000
 
 def parallel_tokenize(items: Sequence[str], tok: Any = None, rules: Sequence[Callable] | None = None,
                       n_workers: int | None = None, post_rules: Sequence[Callable] | None = None,
-                      chunk_size: int = 2000) -> list[list[str]]:
+                      chunk_size: int = 2000) -> list[tuple[int, list[str]]]:
+    """fastai's ``parallel_tokenize``: ``(index, tokens)`` for every text, in order (see ``_tokenize_all``)."""
+    return list(enumerate(_tokenize_all(items, tok, rules, n_workers, post_rules, chunk_size)))
+
+
+def _tokenize_all(items: Sequence[str], tok: Any = None, rules: Sequence[Callable] | None = None,
+                  n_workers: int | None = None, post_rules: Sequence[Callable] | None = None,
+                  chunk_size: int = 2000) -> list[list[str]]:
     """Tokens of every text, in order: rules, ``tok``, post rules; a process pool over chunks for big corpora."""
     tok = WordTokenizer() if tok is None else tok
     rules = list(defaults.text_proc_rules if rules is None else rules)
@@ -299,13 +306,13 @@ def parallel_tokenize(items: Sequence[str], tok: Any = None, rules: Sequence[Cal
 def tokenize1(text: str, tok: Any = None, rules: Sequence[Callable] | None = None,
               post_rules: Sequence[Callable] | None = None) -> list[str]:
     """Tokens of one text (rules, then ``tok``, then post rules)."""
-    return parallel_tokenize([text], tok=tok, rules=rules, post_rules=post_rules, n_workers=0)[0]
+    return _tokenize_all([text], tok=tok, rules=rules, post_rules=post_rules, n_workers=0)[0]
 
 
 def tokenize_texts(texts: Sequence[str], n_workers: int | None = None, rules: Sequence[Callable] | None = None,
                    tok: Any = None) -> list[list[str]]:
     """Tokenize ``texts`` (in parallel when they are many)."""
-    return parallel_tokenize(texts, tok=tok, rules=rules, n_workers=n_workers)
+    return _tokenize_all(texts, tok=tok, rules=rules, n_workers=n_workers)
 
 
 # -- the cache: token lists of whole corpora, keyed by the texts' content and the tokenizer's settings
@@ -376,7 +383,7 @@ class Tokenizer:
         gc_was_on = gc.isenabled()
         gc.disable()  # ~a million new strings and lists, no cycles: the collector's passes would only cost time
         try:
-            toks = [tuple(t) for t in parallel_tokenize(texts, tok=self.tok, rules=self.rules,
+            toks = [tuple(t) for t in _tokenize_all(texts, tok=self.tok, rules=self.rules,
                                                         post_rules=self.post_rules, n_workers=self.n_workers)]
         finally:
             if gc_was_on:

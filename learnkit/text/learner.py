@@ -25,7 +25,7 @@ from .data import TextDataLoaders
 from .models.awdlstm import AWD_LSTM
 from .models.core import get_language_model, get_text_classifier, model_meta
 
-__all__ = ["TextLearner", "LMLearner", "ModelResetter", "RNNRegularizer", "language_model_learner",
+__all__ = ["TextLearner", "LMLearner", "ModelResetter", "RNNRegularizer", "rnn_cbs", "language_model_learner",
            "text_classifier_learner", "match_embeds", "clean_raw_keys", "load_ignore_keys", "read_itos",
            "load_pretrained_lm", "build_awd_lstm_lm", "build_awd_lstm_classifier"]
 
@@ -77,6 +77,12 @@ class RNNRegularizer(Callback):
         if self.beta and raw.shape[1] > 1:
             extra = extra + self.beta * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
         self.learn.loss_grad = self.learn.loss_grad + extra
+
+
+def rnn_cbs(alpha: float = 0., beta: float = 0.) -> list[Callback]:
+    """The callbacks an RNN trains with: ``ModelResetter`` and, when ``alpha`` or ``beta``, ``RNNRegularizer``."""
+    reg = [RNNRegularizer(alpha=alpha, beta=beta)] if alpha or beta else []
+    return [ModelResetter()] + reg
 
 
 # -- fastai's pretrained files

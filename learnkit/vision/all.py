@@ -18,6 +18,8 @@ from learnkit.vision.learner import (create_body, create_head, create_vision_mod
 from learnkit.vision.widgets import (ImageClassifierCleaner)  # noqa: F401
 from learnkit.vision.cam import (class_activation_map, grad_cam, show_cam)  # noqa: F401
 from learnkit.vision.layers import (SEBlock, SEResNeXtBlock)  # noqa: F401
+from learnkit.vision.core import (cifar_stats, mnist_stats)  # noqa: F401
+from learnkit.vision.bbox import (clip_remove_empty, bb_pad)  # noqa: F401
 from learnkit.vision.xresnet import (xresnext18, xresnext34, xresnext50, xresnext101, xse_resnet18, xse_resnet34, xse_resnet50, xse_resnet101, xse_resnet152, xse_resnext18, xse_resnext34, xse_resnext50, xse_resnext101)  # noqa: F401
 
 __all__ = _basics_all + [
@@ -38,5 +40,5 @@ __all__ = _basics_all + [
     "ImageClassifierCleaner", "class_activation_map", "grad_cam", "show_cam",
     "SEBlock", "SEResNeXtBlock", "xresnext18", "xresnext34", "xresnext50", "xresnext101", "xse_resnet18",
     "xse_resnet34", "xse_resnet50", "xse_resnet101", "xse_resnet152", "xse_resnext18", "xse_resnext34",
-    "xse_resnext50", "xse_resnext101",  # LinBnDrop, Embedding and the other learnkit.layers come from basics
+    "xse_resnext50", "xse_resnext101", "cifar_stats", "mnist_stats", "clip_remove_empty", "bb_pad",  # LinBnDrop, Embedding and the other learnkit.layers come from basics
 ]

@@ -30,10 +30,12 @@ from ..registry import register_block
 
 __all__ = [
     "PILImage", "PILImageBW", "PILMask", "ImageBlock", "MaskBlock", "load_image", "load_pixels",
-    "verify_image", "verify_images", "imagenet_stats", "ImageLoadError",
+    "verify_image", "verify_images", "imagenet_stats", "ImageLoadError", "cifar_stats", "mnist_stats",
 ]
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+cifar_stats = ([0.491, 0.482, 0.447], [0.247, 0.243, 0.261])
+mnist_stats = ([0.131], [0.308])
 
 _FIX_HINT = ("To find and remove every unreadable image: "
              "`failed = verify_images(get_image_files(path)); [f.unlink() for f in failed]`.")

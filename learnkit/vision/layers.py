@@ -6,9 +6,10 @@ module layout (so state-dict names and parameter counts equal fastai's) and init
 conv followed by ReLU/Mish/SiLU is kaiming-uniform, by Sigmoid/Tanh xavier-uniform, a conv bias
 normal(0, ``bias_std``); norm layers start at weight 1 (0 for the ``*Zero`` types) and bias 1e-3.
 
-Departure: ``NormType`` holds plain strings (``None``, ``'batch'``, ``'instance'`` and their
-``*_zero`` variants), not an Enum, and has no weight or spectral norm: torch implements those with
-hooks or parametrizations, which don't pickle.
+Departure: ``NormType`` holds plain strings (``None``, ``'batch'``, ``'instance'``, their ``*_zero``
+variants, ``'weight'`` and ``'spectral'``), not an Enum. Weight and spectral norm wrap the conv with torch's
+``weight_norm`` / ``spectral_norm`` as fastai does (state-dict names ``weight_g``/``weight_v``,
+``weight_orig``/``weight_u``/``weight_v``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import spectral_norm
+import warnings
+
+from torch.nn.utils import spectral_norm, weight_norm
 
 __all__ = [
     "NormType", "BatchNorm", "InstanceNorm", "ConvLayer", "AdaptiveAvgPool", "MaxPool", "AvgPool", "SEModule",
@@ -27,23 +30,26 @@ __all__ = [
 
 
 class NormType:
-    """Norm of a ``ConvLayer``: ``None`` (none), ``'batch'`` or ``'instance'``; ``*Zero``: weight starts at 0."""
+    """Norm of a ``ConvLayer``: ``None`` (none), ``'batch'``, ``'instance'``, ``'weight'`` or ``'spectral'``;
+    ``*Zero``: the norm's weight starts at 0."""
 
     Batch = "batch"
     BatchZero = "batch_zero"  # last conv of a residual path: the block starts as the identity
+    Weight = "weight"
+    Spectral = "spectral"
     Instance = "instance"
     InstanceZero = "instance_zero"
 
 
-_NORMS = (None, NormType.Batch, NormType.BatchZero, NormType.Instance, NormType.InstanceZero)
+_NORMS = (None, NormType.Batch, NormType.BatchZero, NormType.Weight, NormType.Spectral, NormType.Instance,
+          NormType.InstanceZero)
 
 
 def _check_norm(norm_type: Any) -> str | None:
     """``norm_type`` itself when supported, else a ValueError naming the choices."""
     if norm_type not in _NORMS:
-        raise ValueError(f"norm_type={norm_type!r}: use None (no norm), 'batch' or 'instance' (NormType.Batch, "
-                         f"NormType.Instance). Weight and spectral norm are not supported (they rely on hooks, which "
-                         f"don't pickle).")
+        raise ValueError(f"norm_type={norm_type!r}: use None (no norm) or one of NormType.Batch, BatchZero, "
+                         f"Instance, InstanceZero, Weight, Spectral ({', '.join(repr(n) for n in _NORMS[1:])}).")
     return norm_type
 
 
@@ -118,6 +124,12 @@ class ConvLayer(nn.Sequential):
                                                                    padding=padding, **kwargs)
         act = None if act_cls is None else act_cls()
         _init_conv(conv, act, init, bias_std)
+        if norm_type == NormType.Weight:
+            with warnings.catch_warnings():  # torch prefers the parametrization, which doesn't pickle
+                warnings.simplefilter("ignore", FutureWarning)
+                conv = weight_norm(conv)
+        elif norm_type == NormType.Spectral:
+            conv = spectral_norm(conv)
         act_bn: list[nn.Module] = [] if act is None else [act]
         if bn:
             act_bn.append(BatchNorm(nf, norm_type=norm_type, ndim=ndim))

@@ -66,14 +66,21 @@ def icnr_init(x: torch.Tensor, scale: int = 2, init: Callable = nn.init.kaiming_
 
 
 class PixelShuffle_ICNR(nn.Sequential):
-    """Upsample by ``scale`` from ``ni`` to ``nf`` channels: 1x1 conv (ICNR init), ``PixelShuffle``, optional blur."""
+    """Upsample by ``scale`` from ``ni`` to ``nf`` channels: 1x1 ``ConvLayer`` (ICNR init), ``PixelShuffle``, optional blur."""
 
     def __init__(self, ni: int, nf: int | None = None, scale: int = 2, blur: bool = False,
-                 norm_type: str | None = None) -> None:
+                 norm_type: str | None = NormType.Weight, act_cls: Callable[[], nn.Module] | None = nn.ReLU) -> None:
         nf = ni if nf is None else nf
-        conv = ConvLayer(ni, nf * scale ** 2, ks=1, norm_type=norm_type, bias_std=0)
+        conv = ConvLayer(ni, nf * scale ** 2, ks=1, norm_type=norm_type, act_cls=act_cls, bias_std=0)
+        c = conv[0]
         with torch.no_grad():
-            conv[0].weight.copy_(icnr_init(conv[0].weight, scale))
+            if norm_type == NormType.Weight:  # the direction gets ICNR, the magnitude its norm: weight = ICNR
+                c.weight_v.copy_(icnr_init(c.weight_v, scale))
+                c.weight_g.copy_((c.weight_v ** 2).sum(dim=[1, 2, 3]).sqrt()[:, None, None, None])
+            elif norm_type == NormType.Spectral:
+                c.weight_orig.copy_(icnr_init(c.weight_orig, scale))
+            else:
+                c.weight.copy_(icnr_init(c.weight, scale))
         layers: list[nn.Module] = [conv, nn.PixelShuffle(scale)]
         if blur:  # fastai's blur: shift by half a pixel and average, removing the remaining checkerboard
             layers += [nn.ReplicationPad2d((1, 0, 1, 0)), nn.AvgPool2d(2, stride=1)]
@@ -81,25 +88,25 @@ class PixelShuffle_ICNR(nn.Sequential):
 
 
 class SelfAttention(nn.Module):
-    """Self-attention over the pixels of a feature map (SAGAN), added to the input with a learned ``gamma`` (0 at start)."""
+    """Self-attention over the pixels of a feature map (SAGAN), added to the input with a learned ``gamma`` (0 at start).
+
+    ``query``, ``key`` and ``value`` are fastai's 1x1 spectral-norm ``ConvLayer``s (``ndim=1``, no bias, no activation).
+    """
 
     def __init__(self, n_channels: int) -> None:
         super().__init__()
-        nq = max(1, n_channels // 8)
-        self.query = nn.Conv1d(n_channels, nq, 1, bias=False)
-        self.key = nn.Conv1d(n_channels, nq, 1, bias=False)
-        self.value = nn.Conv1d(n_channels, n_channels, 1, bias=False)
-        for c in (self.query, self.key, self.value):
-            nn.init.kaiming_normal_(c.weight)
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.query, self.key, self.value = [
+            ConvLayer(n_channels, c, ks=1, ndim=1, norm_type=NormType.Spectral, act_cls=None, bias=False)
+            for c in (n_channels // 8, n_channels // 8, n_channels)]
+        self.gamma = nn.Parameter(torch.tensor([0.]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x + gamma * attention(x)`` (same shape as ``x``)."""
         size = x.shape
-        flat = x.flatten(2)
+        flat = x.reshape(*size[:2], -1)
         f, g, h = self.query(flat), self.key(flat), self.value(flat)
         beta = F.softmax(torch.bmm(f.transpose(1, 2), g), dim=1)
-        return (self.gamma * torch.bmm(h, beta) + flat).view(size)
+        return (self.gamma * torch.bmm(h, beta) + flat).view(size).contiguous()
 
 
 class ResizeToOrig(nn.Module):
