@@ -101,3 +101,8 @@ from fastcore.basics import first  # noqa: F401,E402
 from fastcore.foundation import L, coll_repr  # noqa: F401,E402
 
 __all__ += ["L", "first", "coll_repr"]
+
+# fastai's mid-level data API (issue 31)
+from learnkit.data.mid import (ItemTransform, Pipeline, TfmdLists, fastuple, mask2idxs)  # noqa: F401,E402
+
+__all__ += ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs"]

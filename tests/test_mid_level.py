@@ -1,0 +1,77 @@
+"""fastai's mid-level data API: typed Transform dispatch, ItemTransform, Pipeline, TfmdLists, fastuple (issue 31)."""
+import pytest
+
+from learnkit.basics import Categorize, ItemTransform, Pipeline, TfmdLists, Transform, fastuple, L
+from learnkit.vision.augment import Resize
+
+
+class _Typed(Transform):
+    def encodes(self, x: int): return x + 1
+    def encodes(self, x: str): return x + "!"
+    def decodes(self, x: int): return x - 1
+
+
+def test_several_encodes_dispatch_on_type_and_tuples_elementwise():
+    t = _Typed()
+    assert t(1) == 2 and t("a") == "a!" and t(2.0) == 2.0
+    assert t((1, "b", 2.0)) == (2, "b!", 2.0)
+    assert t.decode(t(5)) == 5
+
+
+def test_transform_decorator_and_class_decorator_add_encodes():
+    @Transform
+    def f(x: int): return x * 2
+    assert f(3) == 6 and f("s") == "s" and f.name == "f"
+
+    class A(Transform):
+        pass
+
+    @A
+    def encodes(self, x: float): return x * 10
+    assert A()(1.5) == 15.0 and A()(1) == 1
+
+
+def test_split_idx_applies_on_its_split_only():
+    t = Transform(lambda x: x + 1, split_idx=0)
+    assert t(1) == 1 and t(1, split_idx=0) == 2 and t(1, split_idx=1) == 1
+
+
+def test_state_kept_between_setups_and_calls():
+    class Norm(Transform):
+        def setups(self, items): self.m = sum(items) / len(items)
+        def encodes(self, x): return x - self.m
+        def decodes(self, x): return x + self.m
+    t = Norm()
+    t.setup([1, 2, 3, 6])
+    assert t.m == 3 and t(5) == 2 and t.decode(2) == 5
+
+
+def test_item_transform_sees_the_whole_tuple_and_fastuple_kept():
+    class Swap(ItemTransform):
+        def encodes(self, x): return (x[1], x[0])
+    assert Swap()((1, 2)) == (2, 1)
+    out = Swap()(fastuple(1, 2))
+    assert out == (2, 1) and isinstance(out, fastuple)
+    assert fastuple(1, 2) + 1 == (2, 3) and fastuple(1, 2) * fastuple(2, 3) == (2, 6)
+
+
+def test_pipeline_composes_in_order_and_decodes_in_reverse():
+    p = Pipeline([lambda x: x + 1, Transform(lambda x: x * 2, lambda x: x // 2)])
+    assert p(3) == 8 and p.decode(8) == 4 and len(p) == 2
+
+
+def test_tfmdlists_setup_on_training_split_only_and_indexing():
+    items = ["cat", "dog", "cat", "bird", "dog"]
+    tl = TfmdLists(items, [str.upper, Categorize()], splits=[[0, 1, 2], [3, 4]])
+    assert tl.vocab == ["CAT", "DOG"]  # 'BIRD' is only in the validation split
+    assert tl[0] == 0 and tl[[0, 1]] == [0, 1] and tl.train[1] == 1
+    assert len(tl.train) == 3 and len(tl.valid) == 2 and tl.decode(tl[1]) == "DOG"
+    mask = TfmdLists(items, [str.upper], splits=[[True, False, True, False, False], [False, True] + [False] * 3])
+    assert list(mask.train) == ["CAT", "CAT"] and list(mask.valid) == ["DOG"]
+
+
+def test_existing_kind_based_transforms_still_work():
+    from PIL import Image
+    x = Image.new("RGB", (30, 20))
+    assert Resize(10)(x).size == (10, 10)
+    assert isinstance(L([1, 2]), L)
