@@ -75,3 +75,18 @@ def test_existing_kind_based_transforms_still_work():
     x = Image.new("RGB", (30, 20))
     assert Resize(10)(x).size == (10, 10)
     assert isinstance(L([1, 2]), L)
+
+
+def test_datasets_with_tfms_splits_decode_and_dataloaders():
+    from learnkit.basics import Datasets
+    items = list(range(10))
+    dsets = Datasets(items, [[lambda x: x * 2], [lambda x: "odd" if x % 2 else "even", Categorize()]],
+                     splits=[[0, 1, 2, 3, 4, 5, 6, 7], [8, 9]])
+    assert dsets.n_inp == 1 and dsets.vocab == ["even", "odd"]
+    assert dsets[3] == (6, 1) and dsets[[1, 2]] == [(2, 1), (4, 0)]
+    assert len(dsets.train) == 8 and dsets.valid[1] == (18, 1)
+    assert dsets.decode(dsets[3]) == (6, "odd")
+    dls = dsets.dataloaders(bs=4, device="cpu")
+    xb, yb = dls.valid.one_batch()
+    assert xb.tolist() == [16, 18] and yb.tolist() == [0, 1]
+    assert len(dls.train) == 2
