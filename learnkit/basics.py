@@ -106,3 +106,6 @@ __all__ += ["L", "first", "coll_repr"]
 from learnkit.data.mid import (ItemTransform, Pipeline, TfmdLists, fastuple, mask2idxs)  # noqa: F401,E402
 
 __all__ += ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs"]
+from learnkit.utils import to_np  # noqa: F401,E402
+
+__all__ += ["to_np"]

@@ -90,3 +90,15 @@ def test_datasets_with_tfms_splits_decode_and_dataloaders():
     xb, yb = dls.valid.one_batch()
     assert xb.tolist() == [16, 18] and yb.tolist() == [0, 1]
     assert len(dls.train) == 2
+
+
+def test_ls_returns_an_L_and_to_np(tmp_path):
+    import numpy as np
+    import torch
+    from learnkit.basics import Path, to_np
+    for n in ("b.txt", "a.txt"):
+        (tmp_path / n).write_text("x")
+    ls = Path(tmp_path).ls()
+    assert isinstance(ls, L) and ls.sorted().attrgot("name") == ["a.txt", "b.txt"]
+    out = to_np((torch.tensor([1, 2]), [torch.ones(2)]))
+    assert isinstance(out[0], np.ndarray) and out[0].tolist() == [1, 2] and out[1][0].tolist() == [1.0, 1.0]
