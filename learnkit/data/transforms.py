@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..registry import register_transform
-from .dispatch import TfmMeta, is_tuple, retain_type
+from .dispatch import TfmMeta, TypeDispatch, is_tuple, retain_type
 
 __all__ = ["Transform", "ToTensor", "IntToFloatTensor", "apply_transforms", "decode_transforms", "sort_by_order",
            "infer_kind"]
@@ -119,7 +119,6 @@ class Transform(metaclass=TfmMeta):
 
 def _own(cls_dispatch: Any, f: Any, inst: Any) -> Any:
     """An instance's own dispatcher: the class's functions plus ``f`` (a function or a dispatcher)."""
-    from .dispatch import TypeDispatch
     d = TypeDispatch(bases=[cls_dispatch] if cls_dispatch is not None else [])
     if isinstance(f, TypeDispatch):
         for e in f.funcs:
