@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 __all__ = ["Path", "set_seed", "default_device", "atomic_write", "to_device", "one_hot", "pca", "tensor", "range_of",
-           "write_under_path", "optional_import", "remove_stale_temps"]
+           "write_under_path", "optional_import", "remove_stale_temps", "to_np"]
 
 
 def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
@@ -37,7 +37,7 @@ class Path(type(pathlib.Path())):  # type: ignore[misc]
     """A ``pathlib.Path`` with ``.ls()``; children, parents and ``/`` results stay this class."""
 
     def ls(self, n_max: int | None = None, file_type: str | None = None,
-           file_exts: str | Iterable[str] | None = None) -> list["Path"]:
+           file_exts: str | Iterable[str] | None = None) -> "L":
         """The folder's entries, sorted by name; optionally only ``file_exts`` / a mime ``file_type`` ('image'), at most ``n_max``."""
         if not self.exists():
             raise FileNotFoundError(f"Can't list {str(self)!r}: it does not exist (working folder: {os.getcwd()}).")
@@ -49,7 +49,19 @@ class Path(type(pathlib.Path())):  # type: ignore[misc]
         res = sorted(self.iterdir())
         if exts:
             res = [p for p in res if p.suffix.lower() in exts]
-        return res if n_max is None else res[:n_max]
+        from fastcore.foundation import L  # fastai's list: path.ls().sorted(), .map(...), .attrgot('name')
+        return L(res if n_max is None else res[:n_max])
+
+
+def to_np(x: Any) -> Any:
+    """Tensors -> NumPy arrays (detached, on the CPU), also inside lists, tuples and dicts (fastai's)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if isinstance(x, Mapping):
+        return {k: to_np(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_np(v) for v in x) if not hasattr(x, "_fields") else type(x)(*(to_np(v) for v in x))
+    return x
 
 
 def set_seed(s: int, reproducible: bool = False) -> None:

@@ -57,9 +57,24 @@ def _default_workers() -> int:
 class Datasets:
     """Raw items plus one pipeline (getter + type transforms) per block; indexable, split into train/valid."""
 
-    def __init__(self, items: Sequence, pipelines: Sequence[Sequence[Callable]], splits: tuple | None = None,
-                 kinds: Sequence[str] | None = None, n_inp: int = 1, blocks: Sequence[TransformBlock] | None = None,
-                 getters: Sequence[Callable | None] | None = None) -> None:
+    def __init__(self, items: Sequence | None = None, pipelines: Sequence[Sequence[Callable]] | None = None,
+                 splits: tuple | None = None,
+                 kinds: Sequence[str] | None = None, n_inp: int | None = None,
+                 blocks: Sequence[TransformBlock] | None = None, getters: Sequence[Callable | None] | None = None, tfms: Sequence | None = None,
+                 tls: Sequence | None = None, do_setup: bool = True, split_idx: int | None = None, **kwargs: Any) -> None:
+        if tfms is None and kinds is None and blocks is None and getters is None:
+            tfms = pipelines  # fastai's Datasets(items, [[x tfms], [y tfms]], splits=...)
+        self.tls = None
+        if tls is not None or tfms is not None:  # fastai's mode: one TfmdLists per value (data/mid.py)
+            from .mid import TfmdLists
+            self.tls = list(tls) if tls is not None else [
+                TfmdLists(items, t, splits=splits, split_idx=split_idx, do_setup=do_setup) for t in tfms]
+            self.items, self.split_idx = self.tls[0].items, split_idx
+            self.n_inp = n_inp if n_inp is not None else (1 if len(self.tls) == 1 else len(self.tls) - 1)
+            self.splits, self.blocks, self.kinds = self.tls[0].splits, None, None
+            self.pipelines, self.getters = [], []
+            return
+        n_inp = 1 if n_inp is None else n_inp
         self.items = items
         self.pipelines = [list(p) for p in pipelines]
         self.splits = splits if splits is not None else (list(range(len(items))), [])
@@ -75,27 +90,47 @@ class Datasets:
         return it.iloc[i] if hasattr(it, "iloc") else it[i]
 
     def __getitem__(self, i: int) -> tuple:
+        if self.tls is not None:
+            res = tuple(tl[i] for tl in self.tls)
+            return res if isinstance(i, (int, np.integer)) else list(zip(*res))
         item = self._item(i)
         return tuple(_apply_pipeline(p, item) for p in self.pipelines)
 
     @property
     def train(self) -> "TfmdSubset":
         """The training split."""
-        return TfmdSubset(self, self.splits[0], TRAIN)
+        return self.subset(0)
 
     @property
     def valid(self) -> "TfmdSubset":
         """The validation split."""
-        return TfmdSubset(self, self.splits[1], VALID)
+        return self.subset(1)
+
+    def decode(self, o: tuple) -> tuple:
+        """Undo each value's transforms (fastai's mode)."""
+        return tuple(tl.decode(v) for v, tl in zip(o, self.tls or []))
+
+    def dataloaders(self, bs: int = 64, after_item: Any = None, after_batch: Any = None, num_workers: int = 0,
+                    device: Any = None, **kwargs: Any) -> "DataLoaders":
+        """Training and validation loaders over the splits (fastai's ``after_item``/``after_batch`` transforms)."""
+        from .transforms import infer_kind
+        kinds = tuple(infer_kind(v) for v in self.train[0]) if len(self.train) else None
+        return DataLoaders.from_dsets(self.train, self.valid, bs=bs, num_workers=num_workers, device=device,
+                                      item_tfms=after_item, batch_tfms=after_batch, kinds=kinds, n_inp=self.n_inp,
+                                      **kwargs)
 
     @property
     def vocab(self) -> list | None:
         """Vocab of the first target block (``dsets.vocab``, as in fastai)."""
+        if self.tls is not None:
+            return getattr(self.tls[min(self.n_inp, len(self.tls) - 1)], "vocab", None)
         b = self.blocks
         return b[self.n_inp].vocab if b and len(b) > self.n_inp else None
 
     def subset(self, i: int) -> "TfmdSubset":
         """Split ``i`` (0 train, 1 valid, 2 test when the splitter made three)."""
+        if self.tls is not None:
+            return Datasets(tls=[tl.subset(i) for tl in self.tls], n_inp=self.n_inp, split_idx=i)
         return TfmdSubset(self, self.splits[i], TRAIN if i == 0 else VALID)
 
     def setup(self) -> None:
@@ -132,6 +167,8 @@ class Datasets:
                 f"TrainTestSplitter), or pass CategoryBlock(vocab=[...]) listing every class.")
 
     def __repr__(self) -> str:
+        if self.tls is not None:
+            return f"Datasets({len(self)} items, {len(self.tls)} values, n_inp={self.n_inp})"
         test = f", {len(self.splits[2])} test" if len(self.splits) > 2 else ""
         return f"Datasets({len(self.splits[0])} train, {len(self.splits[1])} valid{test} items, kinds={self.kinds})"
 

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from ..registry import register_transform
+from .dispatch import TfmMeta, TypeDispatch, is_tuple, retain_type
 
 __all__ = ["Transform", "ToTensor", "IntToFloatTensor", "apply_transforms", "decode_transforms", "sort_by_order",
            "infer_kind"]
@@ -24,19 +25,48 @@ __all__ = ["Transform", "ToTensor", "IntToFloatTensor", "apply_transforms", "dec
 TRAIN, VALID = 0, 1
 
 
-class Transform:
-    """Base class: encodes each value of a sample according to its kind, optionally on one split only."""
+class Transform(metaclass=TfmMeta):
+    """Base class: encodes each value of a sample according to its kind, optionally on one split only.
+
+    fastai's protocol works too: typed ``encodes``/``decodes``/``setups`` (several per class, picked by the
+    annotated input type), ``Transform(f)`` or ``@Transform`` on a function, tuples handled element-wise.
+    """
 
     order: int = 0
     split_idx: int | None = None  # None: every split; 0: training only; 1: validation only
+    train_setup: bool | None = None
     random_in_training: bool = False  # draws random parameters per item in training (preload() refuses it there)
 
-    def __call__(self, sample: Any, kinds: Sequence[str] | None = None, split_idx: int = TRAIN) -> Any:
+    def __init__(self, enc: Any = None, dec: Any = None, split_idx: int | None = None, order: int | None = None) -> None:
+        if split_idx is not None:
+            self.split_idx = split_idx
+        if order is not None:
+            self.order = order
+        if enc is not None:
+            self.encodes = _own(type(self).__dict__.get("encodes"), enc, self)
+            self._name = getattr(enc, "__name__", None)
+        if dec is not None:
+            self.decodes = _own(type(self).__dict__.get("decodes"), dec, self)
+
+    @property
+    def name(self) -> str:
+        """The wrapped function's name, or the class name."""
+        return getattr(self, "_name", None) or type(self).__name__
+
+    def _fastai_style(self) -> bool:
+        return len(self.encodes) > 0 or len(self.decodes) > 0
+
+    def __call__(self, sample: Any, kinds: Sequence[str] | None = None, split_idx: int | None = None, **kwargs: Any) -> Any:
         """Apply the transform to one sample (item transforms) or one batch (batch transforms).
 
         Called as fastai does, on a bare value (``Resize(10)(img)``, ``AffineCoordTfm(size=10)(x)``) or a tuple of
         them without ``kinds``, each value's kind comes from its type (see ``infer_kind``) and the same shape returns.
         """
+        if self._fastai_style():
+            if self.split_idx is not None and split_idx != self.split_idx:
+                return sample
+            return self._do_call(self.encodes, sample, **kwargs)
+        split_idx = TRAIN if split_idx is None else split_idx
         if kinds is None:
             if isinstance(sample, tuple):
                 return self(sample, tuple(infer_kind(v) for v in sample), split_idx)
@@ -46,9 +76,30 @@ class Transform:
         self.before_call(sample, kinds, split_idx)
         return tuple(self._dispatch("encode", v, k) for v, k in zip(sample, kinds))
 
-    def decode(self, sample: tuple, kinds: Sequence[str]) -> tuple:
+    def _do_call(self, f: Any, x: Any, **kwargs: Any) -> Any:
+        if not is_tuple(x):
+            if f is None or not len(f):
+                return x
+            return retain_type(f(x, **kwargs), x, f.returns(x))
+        return retain_type(tuple(self._do_call(f, v, **kwargs) for v in x), x)
+
+    def decode(self, sample: Any, kinds: Sequence[str] | None = None, full: bool = True,
+               split_idx: int | None = None) -> Any:
         """Undo the transform where it is invertible (e.g. normalisation) for display."""
+        if self._fastai_style():
+            if self.split_idx is not None and split_idx != self.split_idx:
+                return sample
+            return self._do_call(self.decodes, sample)
+        if kinds is None:
+            if isinstance(sample, tuple):
+                return self.decode(sample, tuple(infer_kind(v) for v in sample))
+            return self.decode((sample,), (infer_kind(sample),))[0]
         return tuple(self._dispatch("decode", v, k) for v, k in zip(sample, kinds))
+
+    def setup(self, items: Any = None, train_setup: bool = False) -> Any:
+        """Run ``setups`` on ``items`` (their training split when ``train_setup``), as fastai's Pipeline does."""
+        train_setup = train_setup if self.train_setup is None else self.train_setup
+        return self.setups(getattr(items, "train", items) if train_setup else items)
 
     def before_call(self, sample: tuple, kinds: Sequence[str], split_idx: int) -> None:
         """Draw the random parameters shared by every value of this sample (override)."""
@@ -64,6 +115,17 @@ class Transform:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _own(cls_dispatch: Any, f: Any, inst: Any) -> Any:
+    """An instance's own dispatcher: the class's functions plus ``f`` (a function or a dispatcher)."""
+    d = TypeDispatch(bases=[cls_dispatch] if cls_dispatch is not None else [])
+    if isinstance(f, TypeDispatch):
+        for e in f.funcs:
+            d._put(e)
+    else:
+        d.add(f, False)
+    return d.bound(inst)
 
 
 def infer_kind(value: Any) -> str:
