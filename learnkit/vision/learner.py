@@ -310,6 +310,12 @@ def vision_learner(dls: "DataLoaders", arch: Any, normalize: bool = True, n_out:
                    bn_final: bool = False, lin_first: bool = False, y_range: Sequence[float] | None = None,
                    n_in: int = 3) -> Learner:
     """A ``Learner`` for ``arch`` (pretrained body + new head) on image data; frozen to the head when pretrained."""
+    from .hf_models import hf_vision_learner, is_hf_arch
+    if is_hf_arch(arch):  # a transformers Hub id or save_pretrained folder
+        return hf_vision_learner(dls, arch, normalize=normalize, pretrained=pretrained is not False,
+                                 splitter=splitter, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs,
+                                 metrics=metrics, path=path, model_dir=model_dir, wd=wd, moms=moms,
+                                 train_bn=train_bn)
     n_out = _n_out(dls, n_out)
     head_kwargs = dict(lin_ftrs=lin_ftrs, ps=ps, pool=pool, concat_pool=concat_pool, first_bn=first_bn,
                        bn_final=bn_final, lin_first=lin_first, y_range=y_range)
