@@ -1,0 +1,98 @@
+"""learnkit serve: a subprocess server called through gradio_client; bad input refused, server stays up."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from learnkit.data.block import DataBlock
+from learnkit.data.blocks import CategoryBlock
+from learnkit.data.getters import get_image_files
+from learnkit.data.splitters import GrandparentSplitter
+from learnkit.export import load_learner
+from learnkit.samples import sample_path
+from learnkit.serve import predict_image
+from learnkit.vision.augment import Resize
+from learnkit.vision.core import ImageBlock
+from learnkit.vision.learner import vision_learner
+
+from gradio_client import Client, handle_file
+
+MNIST = sample_path("mnist_tiny")
+
+
+def label(p):
+    """Folder name as the label."""
+    return p.parent.name
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    """A small resnet18 export trained briefly on mnist_tiny (RGB)."""
+    torch.manual_seed(0)
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=label,
+                       splitter=GrandparentSplitter(), item_tfms=Resize(32))
+    dls = dblock.dataloaders(MNIST, bs=16, num_workers=0)
+    learn = vision_learner(dls, "resnet18", pretrained=False, path=tmp_path_factory.mktemp("learner"))
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(1, 1e-2)
+    return learn.export()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(export):
+    """`learnkit serve export` in a subprocess on a free 127.0.0.1 port; yields its URL."""
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, "-m", "learnkit.cli", "serve", str(export), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode())
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+def test_predict_image_matches_learn_predict(export):
+    learn = load_learner(export)
+    img = get_image_files(MNIST)[0]
+    top = predict_image(learn, str(img), k=2)
+    lbl, _, probs = learn.predict(Image.open(img).convert("RGB"))
+    assert max(top, key=top.get) == str(lbl)
+    assert abs(sum(top.values()) - 1.0) < 1e-4 and abs(max(top.values()) - float(probs.max())) < 1e-5
+
+
+def test_huge_image_refused_before_decoding(tmp_path, export):
+    big = tmp_path / "big.png"
+    Image.new("L", (20000, 20000)).save(big)  # compresses to a small file
+    with pytest.raises(ValueError, match="too large|over the limit"):
+        predict_image(load_learner(export), str(big))
+
+
+def test_api_predicts_and_survives_bad_input(server, tmp_path):
+    client = Client(server, verbose=False)
+    img = get_image_files(MNIST)[0]
+    res = client.predict(handle_file(str(img)), api_name="/predict")
+    assert res["label"] in {"3", "7"}
+    bad = tmp_path / "not_an_image.png"
+    bad.write_text("hello")
+    with pytest.raises(Exception, match="cannot identify image|not an image"):
+        client.predict(handle_file(str(bad)), api_name="/predict")
+    assert client.predict(handle_file(str(img)), api_name="/predict")["label"] == res["label"]  # still up
