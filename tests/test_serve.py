@@ -96,3 +96,32 @@ def test_api_predicts_and_survives_bad_input(server, tmp_path):
     with pytest.raises(Exception, match="cannot identify image|not an image"):
         client.predict(handle_file(str(bad)), api_name="/predict")
     assert client.predict(handle_file(str(img)), api_name="/predict")["label"] == res["label"]  # still up
+
+
+@pytest.mark.slow
+def test_browser_upload_shows_the_predicted_label(server, export, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    img = get_image_files(MNIST)[0]
+    expected = max(predict_image(load_learner(export), str(img)).items(), key=lambda kv: kv[1])[0]
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        driver.get(server)
+        upload = WebDriverWait(driver, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
+        upload.send_keys(str(img))
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "button.primary, #component-submit"))
+        driver.find_element(By.XPATH, "//button[normalize-space()='Submit']").click()
+        WebDriverWait(driver, 90).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='label-output-value']"))
+        shown = driver.find_element(By.CSS_SELECTOR, "[data-testid='label-output-value']").text.strip()
+        driver.save_screenshot(str(tmp_path / "serve.png"))
+    finally:
+        driver.quit()
+    assert shown == expected
+    assert (tmp_path / "serve.png").stat().st_size > 1000
