@@ -125,3 +125,20 @@ def test_browser_upload_shows_the_predicted_label(server, export, tmp_path):
         driver.quit()
     assert shown == expected
     assert (tmp_path / "serve.png").stat().st_size > 1000
+
+
+def test_space_folder_is_complete_pinned_and_never_overwritten(export, tmp_path):
+    from importlib.metadata import version
+
+    from learnkit.cli import main
+    out = tmp_path / "space"
+    assert main(["space", str(export), str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "app.py", "export.pkl", "requirements.txt"]
+    assert f"gradio=={version('gradio')}" in (out / "requirements.txt").read_text().splitlines()
+    readme = (out / "README.md").read_text()
+    assert readme.startswith("---\n") and "sdk: gradio\n" in readme and "app_file: app.py\n" in readme
+    assert (out / "export.pkl").read_bytes() == export.read_bytes()
+    (out / "app.py").write_text("mine")
+    with pytest.raises(FileExistsError, match="not overwriting"):
+        main(["space", str(export), str(out)])
+    assert (out / "app.py").read_text() == "mine"
