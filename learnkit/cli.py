@@ -14,7 +14,22 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="fine-tune EfficientNet-Lite0 on the shipped Imagenette sample (offline)")
     demo.add_argument("--epochs", type=int, default=2, help="epochs after the frozen one (default 2)")
     demo.add_argument("--out", default="learnkit_demo", help="folder for the export (default ./learnkit_demo)")
+    srv = sub.add_parser("serve", help="serve an export as a Gradio app (and its HTTP API)")
+    srv.add_argument("export", help="the export file (learn.export())")
+    srv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    spc = sub.add_parser("space", help="write a Hugging Face Space folder for an export")
+    spc.add_argument("export", help="the export file (learn.export())")
+    spc.add_argument("out", help="folder to write (must not already hold the Space's files)")
     args = parser.parse_args(argv)
+    if args.cmd == "space":
+        from .serve.space import write_space
+        print(write_space(args.export, args.out))
+        return 0
+    if args.cmd == "serve":
+        from .serve.server import serve
+        serve(args.export, port=args.port, host=args.host)
+        return 0
     if args.cmd == "demo":
         from .demo import run_demo
         result = run_demo(epochs=args.epochs, out=args.out)

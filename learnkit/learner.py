@@ -668,6 +668,11 @@ class Learner:
                                   f"loaded. Pass with_opt=False to skip it.")
         return self
 
+    def gradio_app(self, **kwargs: Any) -> Any:
+        """Build (don't launch) a Gradio app for this learner: ``learnkit.serve.gradio_app(self, **kwargs)``."""
+        from .serve import gradio_app  # optional dependency: imported on use
+        return gradio_app(self, **kwargs)
+
     def export(self, fname: str | os.PathLike = "export.pkl", pickle_model: bool = False,
                format: str = "learnkit") -> Path:
         """Write the learner for inference as data (safetensors + JSON manifest; see ``learnkit.export``).
