@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import io
+import threading
 from typing import Any
 
 import torch
 from PIL import Image
 
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (a 20000x20000 upload is 400M pixels)
+_PREDICT = threading.Lock()  # a Learner keeps per-call state (dl, pred): one prediction at a time per process
 
 
 def _open_image(data: Any) -> Image.Image:
@@ -32,7 +34,7 @@ def _open_image(data: Any) -> Image.Image:
 def predict_image(learner: Any, data: Any, k: int = 5) -> dict[str, float]:
     """Predict one image: ``{label: probability}`` for the top ``k`` labels."""
     img = _open_image(data)
-    with torch.inference_mode():
+    with _PREDICT, torch.inference_mode():
         _, _, probs = learner.predict(img)
     vocab = [str(v) for v in learner.dls.vocab]
     top = torch.topk(probs.float(), min(k, len(vocab)))
@@ -43,14 +45,15 @@ def gradio_app(learner: Any, k: int = 5, examples: list | None = None, title: st
     """Build (don't launch) a ``gr.Interface`` for an image-classifier learner."""
     import gradio as gr
 
-    def fn(path: Any) -> dict[str, float]:
-        if path is None:
+    def fn(img: Any) -> dict[str, float]:
+        if img is None:
             raise gr.Error("no image given: upload or paste an image")
         try:
-            return predict_image(learner, path, k)
+            return predict_image(learner, img, k)
         except ValueError as e:
             raise gr.Error(str(e)) from None
 
-    return gr.Interface(fn=fn, inputs=gr.Image(type="filepath", label="image"),
+    # type="pil": the upload is handed over in memory, not through a cache file that identical uploads share
+    return gr.Interface(fn=fn, inputs=gr.Image(type="pil", label="image"),
                         outputs=gr.Label(num_top_classes=k, label="prediction"),
                         examples=examples, title=title, api_name="predict")
