@@ -119,6 +119,11 @@ def _detach_cpu(x: Any) -> Any:
     return _detach(x, cpu=True)
 
 
+def _logits(out: Any) -> Any:
+    """A model's output as the loss and metrics take it: a transformers ``ModelOutput`` gives its ``.logits``."""
+    return out.logits if not isinstance(out, torch.Tensor) and hasattr(out, "logits") else out
+
+
 def _cat(batches: list) -> Any:
     if not batches:
         return None
@@ -343,7 +348,7 @@ class Learner:
         try:
             self._event("before_batch")
             compiled = self.__dict__.get("_compiled")  # (module, compiled module) from learn.compile()
-            self.pred = (compiled[1] if compiled is not None and compiled[0] is self.model else self.model)(*self.xb)
+            self.pred = _logits((compiled[1] if compiled is not None and compiled[0] is self.model else self.model)(*self.xb))
             self._event("after_pred")
             if self.yb:
                 self.loss_grad = self.loss_func(self.pred, *self.yb)

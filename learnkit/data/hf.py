@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 __all__ = ["is_hf_dataset", "is_hf_stream", "HFRows", "HFRow", "HFStream", "hf_rows", "hf_frame", "check_columns",
-           "class_names", "stream_dataloaders", "check_image_column", "check_label_column", "TRAIN_NAMES", "VALID_NAMES", "TEST_NAMES"]
+           "class_names", "stream_dataloaders", "hf_source", "hf_table", "hf_label_block", "check_image_column", "check_label_column", "TRAIN_NAMES", "VALID_NAMES", "TEST_NAMES"]
 
 TRAIN_NAMES, VALID_NAMES, TEST_NAMES = ("train",), ("validation", "valid", "val", "dev"), ("test",)
 
@@ -68,6 +68,8 @@ class HFRow(Mapping):
         if col not in self.part.column_names:
             raise _missing_column(col, self.part.column_names)
         v = self.part[col][self.j]
+        if isinstance(v, dict) and v.keys() == {"bytes", "path"}:  # an Image(decode=False) cell
+            v = v["bytes"] if v["bytes"] is not None else v["path"]
         n = self.names.get(col)
         if n is None:
             return v
@@ -172,7 +174,7 @@ def check_columns(columns: Sequence[str], cols: Any, role: str) -> list[str]:
     cols = list(cols) if isinstance(cols, (list, tuple)) else [cols]
     for c in cols:
         if c not in columns:
-            raise _missing_column(c, columns, f"{role} column")
+            raise _missing_column(c, columns, f"{role} column".strip())
     return cols
 
 
@@ -231,8 +233,8 @@ def hf_frame(source: Any, valid: Any = None, valid_pct: float = 0.2, seed: int |
 
 
 class HFStream(torch.utils.data.IterableDataset):
-    """A streaming ``datasets.IterableDataset`` through a ``Datasets``-style pipeline per block; each worker
-    takes every ``num_workers``-th row, so no row is seen twice in an epoch."""
+    """A streaming ``datasets.IterableDataset`` through a ``Datasets``-style pipeline per block; in loader workers
+    the stream splits its shards between them (``datasets`` does), so no row is seen twice in an epoch."""
 
     def __init__(self, stream: Any, pipelines: Sequence[Sequence[Callable]], split_idx: int,
                  item_tfms: Sequence[Any] = (), kinds: tuple = ()) -> None:
@@ -253,11 +255,7 @@ class HFStream(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[tuple]:
         from .transforms import apply_transforms
-        info = torch.utils.data.get_worker_info()
-        k, n = (info.id, info.num_workers) if info is not None else (0, 1)
-        for i, row in enumerate(self.stream):
-            if i % n != k:
-                continue
+        for row in self.stream:  # in a loader worker, a datasets stream yields only that worker's shards
             row = self._row(dict(row))
             sample = tuple(_run(p, row) for p in self.pipelines)
             yield apply_transforms(self.item_tfms, sample, self.kinds, self.split_idx) if self.item_tfms else sample
@@ -311,3 +309,46 @@ def stream_dataloaders(dblock: Any, source: Any, bs: int = 64, val_bs: int | Non
     dls = [DataLoader(HFStream(s, pipelines, split), bs=b, shuffle=False, drop_last=drop, split_idx=split, **common)
            for s, split, b, drop in ((train, TRAIN, bs, True), (val, VALID, val_bs or bs, False))]
     return DataLoaders(*dls, path=path, getters=dblock.getters)
+
+
+def hf_source(source: Any, valid: Any = None, valid_pct: float = 0.2, seed: int | None = None) -> tuple[Any, Any, dict]:
+    """(what ``DataBlock.dataloaders`` takes, the splitter or None, the train part's features) for the factories.
+
+    A map-style source becomes :class:`HFRows` (its own splits when it has a validation part, else ``splitter``
+    is a ``RandomSplitter(valid_pct, seed)``); a stream stays a stream (``valid`` goes to the loaders).
+    """
+    if not is_hf_dataset(source):
+        raise TypeError(f"from_hf needs a Hugging Face datasets Dataset, DatasetDict or IterableDataset, got a "
+                        f"{type(source).__name__}: for a DataFrame use from_df.")
+    parts, presplit = _split_parts(source, valid)
+    features = dict(parts[0].features or {})
+    if is_hf_stream(parts[0]):
+        return source, None, features
+    from .splitters import RandomSplitter
+    return HFRows(parts, presplit=presplit), None if presplit else RandomSplitter(valid_pct, seed=seed), features
+
+
+def hf_label_block(names: dict[str, list[str]], features: Mapping, label_col: Any) -> Any:
+    """``CategoryBlock``/``MultiCategoryBlock`` with a ``ClassLabel`` column's names in order; None otherwise."""
+    if not isinstance(label_col, str) or label_col not in names:
+        return None
+    from .blocks import CategoryBlock, MultiCategoryBlock
+    if check_label_column(features, label_col) == "multi":
+        return MultiCategoryBlock(vocab=names[label_col])
+    return CategoryBlock(vocab=names[label_col], sort=False)
+
+
+def hf_table(ds: Any, cols: Sequence[str], valid: Any, valid_pct: float, seed: int | None,
+             label_col: Any = None) -> tuple[Any, list[int], Any]:
+    """For text and tabular ``from_hf``: (the DataFrame of ``cols``, validation positions, label block or None)."""
+    if not is_hf_dataset(ds):
+        raise TypeError(f"from_hf needs a Hugging Face datasets Dataset or DatasetDict, got a {type(ds).__name__}: "
+                        f"for a DataFrame use from_df.")
+    parts, _ = _split_parts(ds, valid)
+    features = dict(parts[0].features or {})
+    check_columns(list(features), list(cols), "")
+    if label_col is not None:
+        for c in (label_col if isinstance(label_col, (list, tuple)) else [label_col]):
+            check_label_column(features, c)
+    df, valid_idx, names = hf_frame(ds, valid, valid_pct, seed, columns=list(dict.fromkeys(cols)))
+    return df, valid_idx, hf_label_block(names, features, label_col)
