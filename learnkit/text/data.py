@@ -18,6 +18,7 @@ from ..data.core import DataLoaders
 from ..data.getters import ColReader, get_text_files, parent_label
 from ..data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from ..data.transforms import TRAIN, VALID
+from ..registry import register_data_loaders
 from ..utils import Path
 from .core import FLD, TextEncoder, Tokenizer
 from .loaders import LMDataLoader, SortedTextDL, _TextLoader
@@ -398,3 +399,7 @@ class TextDataLoaders(DataLoaders):
     def __repr__(self) -> str:
         kind = "language model" if self.is_lm else "classifier"
         return f"TextDataLoaders({kind}: train={self.train!r}, valid={self.valid!r})"
+
+
+# where the loaders are defined, so an export of text loaders under any learner (a transformers model) reloads
+register_data_loaders("text", TextDataLoaders.from_spec)
