@@ -30,7 +30,7 @@ from safetensors.torch import save as st_save
 from . import __version__
 from .data.core import DataLoader, DataLoaders, Datasets
 from .registry import (_BLOCKS, _DATA_LOADERS, _LEARNERS, _LOSSES, _MODEL_BUILDERS, _TRANSFORMS, ExportError,
-                       import_registering, module_of, register_block, register_data_loaders, register_loss,
+                       describe_model, import_registering, module_of, register_block, register_data_loaders, register_loss,
                        register_model_builder, register_transform)
 from .utils import Path, write_under_path
 from .weights_io import check_finite_weights, load_model_state
@@ -120,6 +120,8 @@ def _manifest(learn: "Learner", pickled: bool) -> dict:
 def export_learner(learn: "Learner", fname: str | os.PathLike = "export.pkl", pickle_model: bool = False) -> Path:
     """Write ``learn`` for inference (weights + manifest, no pickled code) atomically; returns the file's path."""
     spec = getattr(learn, "model_spec", None)
+    if spec is None:  # a model no learnkit factory built, e.g. a transformers one in a plain Learner
+        spec = learn.model_spec = describe_model(learn.model)
     if spec is None and not pickle_model:
         raise ExportError(
             "This learner's model has no architecture spec (it was not built by vision_learner or another learnkit "

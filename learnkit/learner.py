@@ -120,6 +120,11 @@ def _detach_cpu(x: Any) -> Any:
     return _detach(x, cpu=True)
 
 
+def _logits(out: Any) -> Any:
+    """A model's output as the loss and metrics take it: a transformers ``ModelOutput`` gives its ``.logits``."""
+    return out.logits if not isinstance(out, torch.Tensor) and hasattr(out, "logits") else out
+
+
 def _cat(batches: list) -> Any:
     if not batches:
         return None
@@ -359,7 +364,7 @@ class Learner:
             self._event("before_batch")
             compiled = self.__dict__.get("_compiled")  # (module, compiled module) from learn.compile()
             try:
-                self.pred = (compiled[1] if compiled is not None and compiled[0] is self.model else self.model)(*self.xb)
+                self.pred = _logits((compiled[1] if compiled is not None and compiled[0] is self.model else self.model)(*self.xb))
             except RuntimeError as e:
                 why = channel_mismatch(self.model, self.xb)
                 if why is None:

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ExportError", "register_transform", "register_block", "register_loss", "register_model_builder",
+           "register_model_describer", "describe_model",
            "register_data_loaders", "register_learner", "import_registering"]
 
 _TRANSFORMS: dict[str, type] = {}
 _BLOCKS: dict[str, Callable[..., Any]] = {}
 _LOSSES: dict[str, type] = {}
+_DESCRIBERS: dict[str, Callable[[Any], dict | None]] = {}
 _MODEL_BUILDERS: dict[str, Callable[[dict], Any]] = {}
 _DATA_LOADERS: dict[str, Callable[[dict, Any], Any]] = {}
 _LEARNERS: dict[str | None, Callable[..., Any]] = {}  # builder name (None: the default) -> what builds the learner
@@ -69,6 +71,26 @@ def register_model_builder(name: str, builder: Callable[[dict], Any], learner: C
     _MODULES["model_builder", name] = _module_of(builder, module)
     if learner is not None:
         _LEARNERS[name] = learner
+
+
+def register_model_describer(package: str, describe: Callable[[Any], dict | None], module: str | None = None) -> None:
+    """Register ``describe(model) -> spec | None`` for models whose class comes from the top-level ``package``, so a
+    learner with such a model exports as data without a learnkit factory having set ``learn.model_spec``."""
+    _DESCRIBERS[package] = describe
+    _MODULES["model_describer", package] = _module_of(describe, module)
+
+
+# packages whose models a learnkit module can describe, imported by ``describe_model`` when first needed
+_DESCRIBER_MODULES = {"transformers": "learnkit.hf_model"}
+
+
+def describe_model(model: Any) -> dict | None:
+    """A model spec for ``model`` from the describer registered for its package (None: no describer knows it)."""
+    package = type(model).__module__.split(".")[0]
+    if package not in _DESCRIBERS and package in _DESCRIBER_MODULES:
+        importlib.import_module(_DESCRIBER_MODULES[package])
+    describe = _DESCRIBERS.get(package)
+    return describe(model) if describe is not None else None
 
 
 def register_data_loaders(type_name: str, from_spec: Callable[[dict, Any], Any], module: str | None = None) -> None:

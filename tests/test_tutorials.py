@@ -235,6 +235,7 @@ FIGURES = {
     "08_imagenette_sota.ipynb": ["0.3 *", "axvline"],
     "09_lr_find_and_freezing.ipynb": ["lr_find"],
     "10_callbacks_and_curves.ipynb": ["plot_loss", "plot_metrics"],
+    "11_hugging_face.ipynb": ["show_batch", "plot_confusion_matrix"],
 }
 DRAWS = re.compile(r"\.plot_\w+\(|\blr_find\(|plt\.show\(")
 WIDGETS = re.compile(r"FileUpload|ImageClassifierCleaner|ipywidgets|widgets\.")  # cells meant to show a widget
@@ -525,11 +526,26 @@ def check_tracking_and_tuning(ns: dict, tmp_path: Path) -> None:
     assert Path(ns["fname"]).resolve() == export.resolve() and export.stat().st_size > 1_000
 
 
+def check_hugging_face(ns: dict, tmp_path: Path) -> None:
+    """11: imagefolder and csv through from_hf, the splits and ClassLabel vocabularies, well above chance, exports agree."""
+    dls, ds = ns["dls"], ns["ds"]
+    assert (len(dls.train.dataset), len(dls.valid.dataset)) == (ds["train"].num_rows, ds["validation"].num_rows)
+    assert list(dls.vocab) == ds["train"].features["label"].names and len(dls.vocab) == 10
+    assert ns["acc"] > 0.5, f"image accuracy {ns['acc']:.3f}"  # 10 classes: chance is 10%
+    assert ns["label"] == ns["label_inf"] and ns["torch"].allclose(ns["probs_inf"], ns["probs"], atol=1e-5)
+    assert (tmp_path / "tutorial_output" / "hf_images.pkl").exists()
+    dt = ns["dls_text"]
+    assert (len(dt.train.dataset), len(dt.valid.dataset)) == (160, 40) and dt.vocab[1] == ["negative", "positive"]
+    assert ns["acc_text"] > 0.6, f"text accuracy {ns['acc_text']:.3f}"  # chance is 50%
+    assert ns["label_t"] == ns["label_t_inf"] and ns["torch"].allclose(ns["probs_t_inf"], ns["probs_t"], atol=1e-5)
+
+
 CHECKS = {"01_image_classification.ipynb": check_image_classification, "02_tabular.ipynb": check_tabular,
           "03_collab.ipynb": check_collab, "04_segmentation.ipynb": check_segmentation,
           "05_pets.ipynb": check_pets, "06_bears.ipynb": check_bears, "07_potatoes.ipynb": check_potatoes,
           "08_imagenette_sota.ipynb": check_imagenette_sota,
           "09_lr_find_and_freezing.ipynb": check_lr_find_and_freezing,
           "10_callbacks_and_curves.ipynb": check_callbacks_and_curves,
+          "11_hugging_face.ipynb": check_hugging_face,
           "12_tracking_and_tuning.ipynb": check_tracking_and_tuning,
           "13_text.ipynb": check_text}

@@ -13,6 +13,7 @@ import torch
 from .blocks import TransformBlock, resolve_block
 from .core import DataLoader, DataLoaders, Datasets, _block_tfms
 from .leak_checks import warn_split_overlap
+from .hf import hf_rows, is_hf_dataset, is_hf_stream, stream_dataloaders
 from .splitters import RandomSplitter, check_splits
 from .transforms import TRAIN, Transform, sort_by_order
 
@@ -44,6 +45,7 @@ class DataBlock:
         self.n_inp = n_inp if n_inp is not None else max(1, len(self.block_specs) - 1)
         self.get_items = get_items
         self.splitter = splitter if splitter is not None else RandomSplitter()
+        self._splitter_given = splitter is not None  # else a DatasetDict's own splits are used
         self.item_tfms = _as_list(item_tfms)
         self.batch_tfms = _as_list(batch_tfms)
         n = len(self.block_specs)
@@ -69,6 +71,8 @@ class DataBlock:
         return [resolve_block(b) for b in self.block_specs]
 
     def _items(self, source: Any) -> Any:
+        if self.get_items is None and is_hf_dataset(source):
+            return hf_rows(source)  # rows of a datasets.Dataset / DatasetDict, read lazily
         items = self.get_items(source) if self.get_items is not None else source
         if items is None or len(items) == 0:
             where = f" in {source}" if isinstance(source, (str, _PathBase)) else ""
@@ -81,12 +85,15 @@ class DataBlock:
         """Items from ``source`` -> split -> a ``Datasets`` with vocabularies learned on the training split."""
         blocks = self._new_blocks()
         items = self._items(source)
-        splits = check_splits(self.splitter(items), len(items), self.splitter)
+        presplit = getattr(items, "presplit", False) and not getattr(self, "_splitter_given", True)
+        splits = check_splits(items.splits() if presplit else self.splitter(items), len(items), self.splitter)
         train, valid, extra = splits[0], splits[1], splits[2:]  # a third split is the test set
         if not train:
             raise ValueError(f"The splitter {self.splitter!r} put none of the {len(items)} items in the training set: "
                              f"check its arguments (e.g. train_name/valid_name, valid_pct).")
         warn_split_overlap(items, self.getters[0] if self.getters else None, splits)
+        if hasattr(items, "setup_blocks"):  # ClassLabel names become the vocabulary, in their order
+            items.setup_blocks(self.getters, blocks)
         pipelines = [([g] if g is not None else []) + b.type_tfms for g, b in zip(self.getters, blocks)]
         dsets = Datasets(items, pipelines, splits=(train, valid, *extra), kinds=[b.kind for b in blocks],
                          n_inp=self.n_inp, blocks=blocks, getters=self.getters)
@@ -101,6 +108,9 @@ class DataBlock:
                     path: str | os.PathLike | None = None, verbose: bool = False, val_bs: int | None = None,
                     **kwargs: Any) -> DataLoaders:
         """Build the training and validation DataLoaders for ``source`` (``path``: the source folder by default)."""
+        if is_hf_stream(source):  # a streaming datasets.IterableDataset: length unknown
+            return stream_dataloaders(self, source, bs=bs, val_bs=val_bs, num_workers=num_workers, device=device,
+                                      path=path or ".", **kwargs)
         dsets = self.datasets(source, verbose=verbose)
         if path is None:
             path = source if isinstance(source, (str, _PathBase)) and os.path.isdir(source) else "."

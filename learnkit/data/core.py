@@ -324,6 +324,8 @@ class DataLoader:
         """The dataset with the item transforms applied (what the torch loader's workers index)."""
         if not self.item_tfms:
             return self.dataset
+        if hasattr(self.dataset, "with_item_tfms"):  # a stream (data/hf.py's HFStream) runs them as it iterates
+            return self.dataset.with_item_tfms(self.item_tfms, self._require_kinds(), self.split_idx)
         return _ItemTfmDataset(self.dataset, self.item_tfms, self._require_kinds(), self.split_idx)
 
     def preload(self) -> "DataLoader":
@@ -392,7 +394,7 @@ class DataLoader:
 
     def one_batch(self) -> tuple:
         """The first batch (with transforms applied, on the device)."""
-        if len(self.dataset) == 0:
+        if hasattr(self.dataset, "__len__") and len(self.dataset) == 0:
             raise ValueError("This DataLoader's dataset is empty: there is no batch to show or check.")
         return next(iter(self))
 

@@ -12,7 +12,7 @@ import os
 import posixpath
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..utils import Path
@@ -232,6 +232,10 @@ class ColReader:
                 return r.iloc[c]
             if c not in r.index:
                 raise KeyError(f"ColReader: column {c!r} is not in this row; its columns are {list(r.index)}.")
+            return r[c]
+        if isinstance(r, Mapping):  # a dict row (a Hugging Face datasets row)
+            if c not in r:
+                raise KeyError(f"ColReader: column {c!r} is not in this row; its columns are {list(r)}.")
             return r[c]
         try:
             return r[c]

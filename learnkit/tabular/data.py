@@ -380,6 +380,23 @@ class TabularDataLoaders(DataLoaders):
                                 **kwargs)
 
     @classmethod
+    def from_hf(cls, ds: Any, procs: Any = None, cat_names: Any = None, cont_names: Any = None, y_names: Any = None,
+                y_block: Any = None, valid: Any = None, valid_pct: float = 0.2, seed: int | None = None,
+                **kwargs: Any) -> "TabularDataLoaders":
+        """``from_df`` on a Hugging Face ``datasets`` Dataset / DatasetDict (its splits, else ``valid_pct``);
+        a ``ClassLabel`` target's names are the vocabulary in their order."""
+        from ..data.hf import hf_table
+        if cont_names is None:  # every other column, as from_df
+            first = next(iter(ds.values())) if hasattr(ds, "values") and callable(ds.values) else ds
+            skip = set(_as_names(cat_names)) | set(_as_names(y_names))
+            cont_names = [c for c in first.column_names if c not in skip]
+        y = _as_names(y_names)
+        df, valid_idx, block = hf_table(ds, _as_names(cat_names) + _as_names(cont_names) + y, valid, valid_pct,
+                                        seed, y[0] if len(y) == 1 else None)
+        return cls.from_df(df, procs=procs, cat_names=cat_names, cont_names=cont_names, y_names=y_names,
+                           y_block=y_block or block, valid_idx=valid_idx, seed=seed, **kwargs)
+
+    @classmethod
     def from_csv(cls, csv: str | os.PathLike, path: str | os.PathLike = ".", procs: Any = None,
                  cat_names: Any = None, cont_names: Any = None, y_names: Any = None, y_block: Any = None,
                  valid_idx: Any = None, bs: int = 64, skipinitialspace: bool = True,

@@ -20,6 +20,7 @@ from ..data.core import DataLoaders
 from ..data.getters import ColReader, get_text_files, parent_label
 from ..data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from ..data.transforms import TRAIN, VALID
+from ..registry import register_data_loaders
 from ..utils import Path
 from .core import FLD, TextEncoder, Tokenizer
 from .loaders import LMDataLoader, SortedTextDL, _TextLoader
@@ -392,6 +393,21 @@ class TextDataLoaders(DataLoaders):
         return cls.from_dblock(dblock, df, path=path, **kwargs)
 
     @classmethod
+    def from_hf(cls, ds: Any, text_col: Any = "text", label_col: Any = "label", valid: Any = None,
+                valid_pct: float = 0.2, seed: int | None = None, y_block: Any = None, is_lm: bool = False,
+                **kwargs: Any) -> "TextDataLoaders":
+        """``from_df`` on a Hugging Face ``datasets`` Dataset / DatasetDict (its splits, else ``valid_pct``);
+        ``ClassLabel`` names are the vocabulary in their order; two ``text_col`` are a sentence pair."""
+        from ..data.hf import hf_table
+        texts = list(text_col) if isinstance(text_col, (list, tuple)) else [text_col]
+        labels = [] if is_lm else (list(label_col) if isinstance(label_col, (list, tuple)) else [label_col])
+        df, valid_idx, block = hf_table(ds, texts + labels, valid, valid_pct, seed, None if is_lm else label_col)
+        df["_hf_is_valid"] = False
+        df.loc[valid_idx, "_hf_is_valid"] = True
+        return cls.from_df(df, text_col=text_col, label_col=label_col, valid_col="_hf_is_valid", is_lm=is_lm,
+                           y_block=y_block or block, **kwargs)
+
+    @classmethod
     def from_csv(cls, path: Any, csv_fname: str = "labels.csv", header: Any = "infer", delimiter: str | None = None,
                  **kwargs: Any) -> "TextDataLoaders":
         """``from_df`` on the CSV ``path/csv_fname``."""
@@ -402,3 +418,7 @@ class TextDataLoaders(DataLoaders):
     def __repr__(self) -> str:
         kind = "language model" if self.is_lm else "classifier"
         return f"TextDataLoaders({kind}: train={self.train!r}, valid={self.valid!r})"
+
+
+# where the loaders are defined, so an export of text loaders under any learner (a transformers model) reloads
+register_data_loaders("text", TextDataLoaders.from_spec)

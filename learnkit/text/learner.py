@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..callback.core import Callback
 from ..data.external import DownloadError, URLs, untar_data
-from ..registry import register_data_loaders, register_model_builder
+from ..registry import register_model_builder
 from ..learner import Learner
 from ..losses import CrossEntropyLossFlat, MSELossFlat
 from ..utils import Path, atomic_write
@@ -383,4 +383,3 @@ def _loaded(cls: type[TextLearner]) -> Callable[..., TextLearner]:
 
 register_model_builder("awd_lstm_lm", build_awd_lstm_lm, learner=_loaded(LMLearner))
 register_model_builder("awd_lstm_classifier", build_awd_lstm_classifier, learner=_loaded(TextLearner))
-register_data_loaders("text", TextDataLoaders.from_spec)

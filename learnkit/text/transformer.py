@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,6 +125,10 @@ def _default_max_length(source: str, tokenizer: Any) -> int:
     return int(n) if isinstance(n, int) and 0 < n <= 512 else 512
 
 
+# the text of a row with two text columns, as TextBlock joins them: "xxfld 1 <first> xxfld 2 <second>"
+_PAIR = re.compile(r"xxfld 1 (.*?) xxfld 2 ((?:(?!xxfld \d).)*)", re.DOTALL)
+
+
 class TransformerTextEncoder:
     """A Hugging Face tokenizer as a learnkit text encoder: ids with the model's special tokens, padded at the end."""
 
@@ -165,8 +170,18 @@ class TransformerTextEncoder:
                             f"missing texts before building the loaders.")
         if not texts:
             return []
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length, add_special_tokens=True,
-                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        pairs = [_PAIR.fullmatch(t) for t in texts]  # two text columns (xxfld-marked) go to the tokenizer as a pair
+        out: list = [None] * len(texts)
+        for want in (False, True):
+            idx = [i for i, m in enumerate(pairs) if (m is not None) == want]
+            if not idx:
+                continue
+            args = ([pairs[i][1] for i in idx], [pairs[i][2] for i in idx]) if want else ([texts[i] for i in idx],)
+            ids = self.tokenizer(*args, truncation=True, max_length=self.max_length, add_special_tokens=True,
+                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            for i, v in zip(idx, ids):
+                out[i] = v
+        return out
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``, without padding and special tokens."""

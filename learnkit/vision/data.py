@@ -193,6 +193,29 @@ class ImageDataLoaders(DataLoaders):
         return cls.from_dblock(dblock, df, path=path, **kwargs)
 
     @classmethod
+    def from_hf(cls, ds: Any, image_col: str = "image", label_col: str = "label", valid: Any = None,
+                valid_pct: float = 0.2, seed: int | None = None, y_block: Any = None, item_tfms: Any = None,
+                batch_tfms: Any = None, img_cls: type = PILImage, path: str | os.PathLike = ".",
+                **kwargs: Any) -> DataLoaders:
+        """Rows of a Hugging Face ``datasets`` source: pictures in ``image_col``, labels in ``label_col``.
+
+        A ``DatasetDict``'s train / validation (or ``valid=`` a split name or Dataset) are the splits, else
+        ``valid_pct``/``seed`` split it; ``ClassLabel`` names are the vocabulary; ``Sequence(ClassLabel)`` makes
+        it multi-label; images are decoded per item in the workers; a streaming ``IterableDataset`` streams.
+        """
+        from ..data.hf import check_columns, check_image_column, check_label_column, hf_source
+        source, splitter, features = hf_source(ds, valid, valid_pct, seed)
+        if features:
+            check_columns(list(features), [image_col, label_col], "image/label")
+            check_image_column(features, image_col)
+        multi = features and check_label_column(features, label_col) == "multi"
+        dblock = DataBlock(blocks=(ImageBlock(img_cls), y_block or (MultiCategoryBlock if multi else CategoryBlock)),
+                           get_x=ColReader(image_col), get_y=ColReader(label_col), splitter=splitter,
+                           item_tfms=item_tfms, batch_tfms=batch_tfms)
+        extra = {"valid": valid} if splitter is None and not hasattr(source, "presplit") else {}
+        return cls.from_dblock(dblock, source, path=path, **extra, **kwargs)
+
+    @classmethod
     def from_csv(cls, path: str | os.PathLike, csv_fname: str = "labels.csv", header: Any = "infer",
                  delimiter: str | None = None, **kwargs: Any) -> DataLoaders:
         """``from_df`` on the CSV file ``path/csv_fname`` (file names relative to ``path``)."""
