@@ -8,14 +8,17 @@ as ``{"builder": "hf_transformers", "class": <its transformers class name>, "con
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
-from typing import Any
+from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from .registry import ExportError, register_model_builder, register_model_describer
 
-__all__ = ["describe_hf_model", "build_hf_model"]
+__all__ = ["describe_hf_model", "build_hf_model", "transformer_inputs", "text_input_fn"]
 
 
 def describe_hf_model(model: nn.Module) -> dict | None:
@@ -46,6 +49,40 @@ def build_hf_model(spec: dict) -> nn.Module:
     cfg = dict(spec["config"])
     config = transformers.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
     return cls(config)
+
+
+def transformer_inputs(x: torch.Tensor, pad_idx: int, sep_idx: int | None = None,
+                       pad_first: bool = False) -> dict[str, torch.Tensor]:
+    """A transformers encoder's inputs for padded ids ``x`` ``(bs, L)``: the ids padded at the end (``pad_first``:
+    moved there from the start, as the model's positions and first-token pooler expect), the attention mask (not
+    pad) and, given ``sep_idx``, the token types of a sentence pair (1 after the first separator, as the tokenizer
+    sets them)."""
+    if pad_first:  # roll each row left by its number of leading pads
+        n_pad = (x != pad_idx).long().argmax(1, keepdim=True)
+        x = x.gather(1, (torch.arange(x.shape[1], device=x.device) + n_pad) % x.shape[1])
+    mask = (x != pad_idx).long()
+    out = {"input_ids": x, "attention_mask": mask}
+    if sep_idx is not None:
+        sep = (x == sep_idx).long()
+        out["token_type_ids"] = (sep.cumsum(1) - sep).clamp(max=1) * mask
+    return out
+
+
+def text_input_fn(model: nn.Module, dls: Any) -> Callable[[torch.Tensor], dict] | None:
+    """For a transformers text model on text loaders: ids -> its keyword inputs (attention mask, token types); else None."""
+    m = getattr(model, "module", model)  # DDP / DataParallel wrap the model
+    if not type(m).__module__.startswith("transformers."):
+        return None
+    params = inspect.signature(m.forward).parameters
+    train = getattr(dls, "train", None)
+    pad = getattr(train, "pad_idx", None)
+    if "input_ids" not in params or "attention_mask" not in params or pad is None:
+        return None
+    tokenizer = getattr(getattr(dls, "encoder", None), "tokenizer", None)
+    sep = getattr(tokenizer, "sep_token_id", None)
+    typed = "token_type_ids" in params and getattr(getattr(m, "config", None), "type_vocab_size", 0) > 1
+    return functools.partial(transformer_inputs, pad_idx=int(pad), sep_idx=sep if typed else None,
+                             pad_first=bool(getattr(train, "pad_first", False)))
 
 
 register_model_builder("hf_transformers", build_hf_model)

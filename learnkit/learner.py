@@ -30,6 +30,7 @@ from .callback.progress import ProgressCallback, TableWriter
 from .callback.recorder import Recorder
 from .distributed import auto_distrib, distrib_barrier, distrib_ctx, rank_distrib
 from .export import export_learner
+from .hf_model import text_input_fn
 from .input_checks import channel_mismatch, check_loss_is_scalar
 from .resume import resume_callbacks, training_state
 from .callback.schedule import (fine_tune, fit_flat_cos, fit_one_cycle, fit_sgdr, lr_find, lr_range, set_hyper,
@@ -359,12 +360,21 @@ class Learner:
             self.xb, self.yb = b[:n_inp], b[n_inp:]
             self._one_batch()
 
+    def _forward(self, model: nn.Module) -> Any:
+        """``model`` on the batch's inputs; a transformers text model also gets its attention mask (and token types)."""
+        cached = self.__dict__.get("_input_fn")
+        if cached is None or cached[0] is not self.model or cached[1] is not self.dls:
+            cached = self.__dict__["_input_fn"] = (self.model, self.dls, text_input_fn(self.model, self.dls))
+        fn = cached[2]
+        return model(**fn(*self.xb)) if fn is not None and len(self.xb) == 1 else model(*self.xb)
+
     def _one_batch(self) -> None:
         try:
             self._event("before_batch")
             compiled = self.__dict__.get("_compiled")  # (module, compiled module) from learn.compile()
             try:
-                self.pred = _logits((compiled[1] if compiled is not None and compiled[0] is self.model else self.model)(*self.xb))
+                self.pred = _logits(self._forward(compiled[1] if compiled is not None and compiled[0] is self.model
+                                                  else self.model))
             except RuntimeError as e:
                 why = channel_mismatch(self.model, self.xb)
                 if why is None:

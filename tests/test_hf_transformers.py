@@ -109,3 +109,36 @@ def test_pair_columns_from_hf_reach_the_encoder_as_a_pair() -> None:
     sep = enc.tokenizer.sep_token_id
     assert all((row == sep).sum().item() == 2 for row in x)
     assert list(dls.vocab[1]) == ["not_equivalent", "equivalent"]
+
+
+def test_a_plain_sequence_classifier_gets_the_attention_mask_so_padding_changes_nothing(tmp_path) -> None:
+    dls = TextDataLoaders.from_hf(_text_dd(), bs=8, num_workers=0, path=tmp_path)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(dls.vocab[0]), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, num_labels=2, pad_token_id=dls.train.pad_idx)
+    learn = Learner(dls, BertForSequenceClassification(cfg), path=tmp_path)
+    texts = ["a delight", "great acting, loved it and would see it again"]
+    probs, _ = learn.get_preds(dl=dls.test_dl(texts))  # one batch: the short text is padded
+    alone = torch.stack([learn.get_preds(dl=dls.test_dl([t]))[0][0] for t in texts])
+    assert torch.allclose(probs, alone, atol=1e-5)
+    x = dls.test_dl(texts).one_batch()[0]
+    assert (x == dls.train.pad_idx).any()  # padding really was there
+    plain = learn.model(x).logits.softmax(-1)  # without the mask the padded text's prediction moves
+    assert not torch.allclose(plain[0], alone[0], atol=1e-4)
+
+
+def test_sentence_pairs_get_the_tokenizers_token_types_and_mask() -> None:
+    from learnkit.hf_model import transformer_inputs
+    from learnkit.text.transformer import MINILM, TransformerTextEncoder
+    enc = TransformerTextEncoder(MINILM)
+    tok = enc.tokenizer
+    pairs = [("The cat sat.", "A cat was sitting on the mat today."), ("Rain.", "Sun.")]
+    ref = tok([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")
+    ids = enc.encode([f"xxfld 1 {a} xxfld 2 {b}" for a, b in pairs])
+    x = torch.full((2, max(map(len, ids))), enc.pad_idx)
+    for i, row in enumerate(ids):
+        x[i, :len(row)] = torch.tensor(row)
+    got = transformer_inputs(x, enc.pad_idx, tok.sep_token_id)
+    assert torch.equal(got["input_ids"], ref["input_ids"])
+    assert torch.equal(got["attention_mask"], ref["attention_mask"])
+    assert torch.equal(got["token_type_ids"], ref["token_type_ids"]) and got["token_type_ids"].sum() > 0

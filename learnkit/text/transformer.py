@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..hf_model import transformer_inputs
 from ..registry import register_model_builder
 from ..learner import Learner
 from ..utils import Path
@@ -204,12 +205,12 @@ class TransformerTextEncoder:
 class TransformerClassifier(nn.Module):
     """A pretrained transformer encoder, mean-pooled over the non-pad tokens, then dropout and a linear head."""
 
-    def __init__(self, encoder: nn.Module, n_out: int, pad_idx: int, ps: float = 0.1) -> None:
+    def __init__(self, encoder: nn.Module, n_out: int, pad_idx: int, ps: float = 0.1, sep_idx: int | None = None) -> None:
         super().__init__()
         hidden = getattr(encoder.config, "hidden_size", None) or getattr(encoder.config, "d_model", None)
         if hidden is None:
             raise ValueError(f"Can't find the hidden size of {type(encoder).__name__} (no config.hidden_size).")
-        self.encoder, self.pad_idx = encoder, int(pad_idx)
+        self.encoder, self.pad_idx, self.sep_idx = encoder, int(pad_idx), sep_idx  # sep_idx: token types of pairs
         self.dropout = nn.Dropout(ps)
         self.head = nn.Linear(hidden, n_out)
 
@@ -217,9 +218,9 @@ class TransformerClassifier(nn.Module):
         """Logits ``(bs, n_out)`` for ids ``x`` ``(bs, L)`` padded with ``pad_idx``."""
         if x.ndim != 2:
             raise ValueError(f"TransformerClassifier takes token ids of shape (bs, seq_len), got {tuple(x.shape)}.")
-        mask = x != self.pad_idx
-        hidden = self.encoder(input_ids=x, attention_mask=mask.long()).last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        inputs = transformer_inputs(x, self.pad_idx, self.sep_idx)
+        hidden = self.encoder(**inputs).last_hidden_state
+        weights = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return self.head(self.dropout(pooled))
 
@@ -245,7 +246,8 @@ def build_transformer_classifier(spec: dict) -> TransformerClassifier:
     transformers = _transformers()
     config = _from_pretrained(transformers.AutoConfig, spec["arch"])
     encoder = transformers.AutoModel.from_config(config)
-    return TransformerClassifier(encoder, spec["n_out"], spec["pad_idx"], ps=spec.get("ps", 0.1))
+    return TransformerClassifier(encoder, spec["n_out"], spec["pad_idx"], ps=spec.get("ps", 0.1),
+                                 sep_idx=spec.get("sep_idx"))
 
 
 register_model_builder("transformer_classifier", build_transformer_classifier)
@@ -281,13 +283,15 @@ def transformer_classifier_learner(dls: Any, arch: str | os.PathLike = MINILM, n
         body = _from_pretrained(transformers.AutoModel, encoder.name)
     else:
         body = transformers.AutoModel.from_config(_from_pretrained(transformers.AutoConfig, encoder.name))
-    model = TransformerClassifier(body, _n_out(dls, n_out), encoder.pad_idx, ps=ps)
+    typed = getattr(body.config, "type_vocab_size", 0) > 1  # BERT-style: a pair's second text has token type 1
+    sep = encoder.tokenizer.sep_token_id if typed else None
+    model = TransformerClassifier(body, _n_out(dls, n_out), encoder.pad_idx, ps=ps, sep_idx=sep)
     kwargs.setdefault("splitter", transformer_splitter)
     # frozen = the body's LayerNorms frozen too: otherwise the frozen stage back-propagates through the whole body
     kwargs.setdefault("train_bn", False)
     learn = Learner(dls, model, lr=lr, **kwargs)
     learn.model_spec = {"builder": "transformer_classifier", "arch": encoder.name, "n_out": model.head.out_features,
-                        "pad_idx": encoder.pad_idx, "ps": ps, "max_length": encoder.max_length}
+                        "pad_idx": encoder.pad_idx, "ps": ps, "max_length": encoder.max_length, "sep_idx": sep}
     if pretrained:
         learn.freeze()
     return learn
