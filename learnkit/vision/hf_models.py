@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register_model_builder
 
-__all__ = ["is_hf_arch", "HFImageModel", "hf_split", "hf_image_stats", "create_hf_model", "build_hf_model"]
+__all__ = ["is_hf_arch", "HFImageModel", "hf_split", "hf_image_stats", "create_hf_model", "build_hf_model", "processor_hw"]
 
 
 def is_hf_arch(arch: Any) -> bool:
@@ -30,15 +31,32 @@ def is_hf_arch(arch: Any) -> bool:
 
 
 class HFImageModel(nn.Module):
-    """A transformers image classifier that takes a plain image batch and returns plain logits."""
+    """A transformers image classifier that takes a plain image batch and returns plain logits.
 
-    def __init__(self, model: nn.Module) -> None:
+    ``size`` (the image processor's ``(height, width)``): batches of another size are resized to it first, as the
+    processor would, since ViT-style patch embeddings take that size only.
+    """
+
+    def __init__(self, model: nn.Module, size: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.size = model, (tuple(int(v) for v in size) if size else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_out)`` for pixel values ``x`` ``(B, C, H, W)``."""
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
         return self.model(pixel_values=x).logits
+
+
+def processor_hw(size: Any) -> tuple[int, int] | None:
+    """``(height, width)`` from an image processor's ``size`` (``{'height', 'width'}`` or an int); None otherwise."""
+    if isinstance(size, int):
+        return size, size
+    h, w = (size.get("height"), size.get("width")) if isinstance(size, dict) else (getattr(size, "height", None),
+                                                                                     getattr(size, "width", None))
+    if h and w:  # a dict (older transformers) or a SizeDict
+        return int(h), int(w)
+    return None  # e.g. {'shortest_edge': 224}: the model takes any size
 
 
 def hf_split(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -58,7 +76,8 @@ def hf_image_stats(arch: str | os.PathLike) -> tuple[list[float], list[float], A
         return [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], None
 
 
-def create_hf_model(arch: str | os.PathLike, vocab: list, pretrained: bool = True) -> HFImageModel:
+def create_hf_model(arch: str | os.PathLike, vocab: list, pretrained: bool = True,
+                    size: tuple[int, int] | None = None) -> HFImageModel:
     """An ``HFImageModel`` for ``arch`` with a new head of ``len(vocab)`` labels (pretrained body or random)."""
     from transformers import AutoConfig, AutoModelForImageClassification
     labels = {"num_labels": len(vocab), "id2label": {i: str(v) for i, v in enumerate(vocab)},
@@ -71,7 +90,7 @@ def create_hf_model(arch: str | os.PathLike, vocab: list, pretrained: bool = Tru
                           f"HF_HUB_OFFLINE=1 to use the cache, or pass a local save_pretrained folder.") from e
     else:
         m = AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(str(arch), **labels))
-    return HFImageModel(m)
+    return HFImageModel(m, size)
 
 
 def build_hf_model(spec: dict) -> nn.Module:
@@ -79,7 +98,7 @@ def build_hf_model(spec: dict) -> nn.Module:
     from transformers import AutoConfig, AutoModelForImageClassification
     cfg = dict(spec["config"])
     config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    return HFImageModel(AutoModelForImageClassification.from_config(config))
+    return HFImageModel(AutoModelForImageClassification.from_config(config), spec.get("size"))
 
 
 def hf_vision_learner(dls: Any, arch: str | os.PathLike, normalize: bool = True, pretrained: bool = True,
@@ -88,14 +107,15 @@ def hf_vision_learner(dls: Any, arch: str | os.PathLike, normalize: bool = True,
     from ..data.normalize import Normalize
     from ..learner import Learner
     vocab = list(getattr(dls, "vocab", None) or range(int(dls.c)))
-    model = create_hf_model(arch, vocab, pretrained)
+    mean, std, size = hf_image_stats(arch)
+    model = create_hf_model(arch, vocab, pretrained, processor_hw(size))
     if normalize and not any(isinstance(t, Normalize) for t in (dls.train.batch_tfms or [])):
-        mean, std, _ = hf_image_stats(arch)
         dls.add_batch_tfms([Normalize.from_stats(mean, std)])
     learn = Learner(dls, model, splitter=splitter or hf_split, **kwargs)
     if pretrained:
         learn.freeze()
-    learn.model_spec = {"builder": "hf_vision", "config": model.model.config.to_dict(), "n_out": len(vocab)}
+    learn.model_spec = {"builder": "hf_vision", "config": model.model.config.to_dict(), "n_out": len(vocab),
+                        "size": list(model.size) if model.size else None}
     return learn
 
 
