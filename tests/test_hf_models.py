@@ -128,3 +128,19 @@ def test_a_vit_takes_batches_of_another_size_resized_to_its_processors_size(tmp_
     back = load_learner(tmp_path / "export.pkl")
     img = tmp_path / "imgs" / "valid" / "red" / "0.png"
     assert back.model.size == (32, 32) and torch.allclose(back.predict(img)[2], learn.predict(img)[2], atol=1e-5)
+
+
+def test_a_model_with_no_image_head_is_refused_with_the_fix(tmp_path):
+    cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    transformers.BertModel(cfg).save_pretrained(tmp_path / "bert")
+    dls = _images(tmp_path / "imgs", n=2)
+    for pretrained in (True, False):
+        with pytest.raises(ValueError, match="'bert' model.*image classification head.*Learner\\(dls, model\\)"):
+            vision_learner(dls, tmp_path / "bert", pretrained=pretrained)
+
+
+def test_a_hub_id_without_network_says_how_to_work_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read per call by this huggingface_hub: no request leaves
+    dls = _images(tmp_path / "imgs", n=2)
+    with pytest.raises(OSError, match="(?s)someone/not-cached.*HF_HUB_OFFLINE=1.*save_pretrained folder"):
+        vision_learner(dls, "someone/not-cached")

@@ -82,14 +82,22 @@ def create_hf_model(arch: str | os.PathLike, vocab: list, pretrained: bool = Tru
     from transformers import AutoConfig, AutoModelForImageClassification
     labels = {"num_labels": len(vocab), "id2label": {i: str(v) for i, v in enumerate(vocab)},
               "label2id": {str(v): i for i, v in enumerate(vocab)}}
-    if pretrained:
-        try:
+    try:
+        if pretrained:
             m = AutoModelForImageClassification.from_pretrained(str(arch), ignore_mismatched_sizes=True, **labels)
-        except OSError as e:
-            raise OSError(f"Can't load the transformers model {str(arch)!r}: {e}. Without network, set "
-                          f"HF_HUB_OFFLINE=1 to use the cache, or pass a local save_pretrained folder.") from e
-    else:
-        m = AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(str(arch), **labels))
+        else:
+            m = AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(str(arch), **labels))
+    except OSError as e:
+        raise OSError(f"Can't load the transformers model {str(arch)!r}: {e}. Without network, set "
+                      f"HF_HUB_OFFLINE=1 to use the cache, or pass a local save_pretrained folder.") from e
+    except ValueError as e:  # "Unrecognized configuration class": no image-classification head for this model
+        if "Unrecognized configuration class" not in str(e):
+            raise
+        model_type = getattr(AutoConfig.from_pretrained(str(arch)), "model_type", "?")
+        raise ValueError(f"{str(arch)!r} is a {model_type!r} model, which transformers can't give an image "
+                         f"classification head (AutoModelForImageClassification doesn't know it): pick an image "
+                         f"classifier (ViT, DeiT, BEiT, ConvNeXt, Swin, ...), or build your own model around it and "
+                         f"pass it to Learner(dls, model).") from e
     return HFImageModel(m, size)
 
 
