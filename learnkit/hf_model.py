@@ -18,7 +18,7 @@ from torch import nn
 
 from .registry import ExportError, register_model_builder, register_model_describer
 
-__all__ = ["describe_hf_model", "build_hf_model", "transformer_inputs", "text_input_fn"]
+__all__ = ["describe_hf_model", "build_hf_model", "config_from_dict", "transformer_inputs", "text_input_fn"]
 
 
 def describe_hf_model(model: nn.Module) -> dict | None:
@@ -46,9 +46,14 @@ def build_hf_model(spec: dict) -> nn.Module:
     if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
         raise ExportError(f"The export names the model class {spec['class']!r}, which is not a transformers model "
                           f"class in transformers {transformers.__version__}: upgrade transformers.")
-    cfg = dict(spec["config"])
-    config = transformers.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    return cls(config)
+    return cls(config_from_dict(spec["config"]))
+
+
+def config_from_dict(config: dict) -> Any:
+    """The transformers config a ``config.to_dict()`` came from (its ``model_type`` picks the class)."""
+    from transformers import AutoConfig
+    cfg = dict(config)
+    return AutoConfig.for_model(cfg.pop("model_type"), **cfg)
 
 
 def transformer_inputs(x: torch.Tensor, pad_idx: int, sep_idx: int | None = None,

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hf_model import config_from_dict
 from ..registry import register_model_builder
 
 __all__ = ["is_hf_arch", "HFImageModel", "hf_split", "hf_image_stats", "create_hf_model", "build_hf_model", "processor_hw"]
@@ -103,10 +104,9 @@ def create_hf_model(arch: str | os.PathLike, vocab: list, pretrained: bool = Tru
 
 def build_hf_model(spec: dict) -> nn.Module:
     """Rebuild the model an ``hf_vision`` spec describes from its config JSON (random weights: load saved ones)."""
-    from transformers import AutoConfig, AutoModelForImageClassification
-    cfg = dict(spec["config"])
-    config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    return HFImageModel(AutoModelForImageClassification.from_config(config), spec.get("size"))
+    from transformers import AutoModelForImageClassification
+    return HFImageModel(AutoModelForImageClassification.from_config(config_from_dict(spec["config"])),
+                        spec.get("size"))
 
 
 def hf_vision_learner(dls: Any, arch: str | os.PathLike, normalize: bool = True, pretrained: bool = True,
