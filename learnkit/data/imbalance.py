@@ -109,7 +109,7 @@ class WeightedDL(DataLoader):
 
     def __init__(self, dataset: Any = None, bs: int = 64, wgts: Sequence[float] | str | None = None,
                  shuffle: bool = True, **kwargs: Any) -> None:
-        super().__init__(dataset, bs=bs, shuffle=shuffle, **kwargs)
+        super().__init__(dataset, bs=bs, shuffle=shuffle, **{"drop_last": shuffle, **kwargs})
         self.wgts = self._weights(wgts)
 
     def _weights(self, wgts: Any) -> torch.Tensor:
