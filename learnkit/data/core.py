@@ -66,6 +66,8 @@ class Datasets:
                  tls: Sequence | None = None, do_setup: bool = True, split_idx: int | None = None, **kwargs: Any) -> None:
         if tfms is None and kinds is None and blocks is None and getters is None:
             tfms = pipelines  # fastai's Datasets(items, [[x tfms], [y tfms]], splits=...)
+            if tfms is None and tls is None:
+                tfms = [None]  # fastai's Datasets(items): the items as they are, one value each
         self.tls = None
         if tls is not None or tfms is not None:  # fastai's mode: one TfmdLists per value (data/mid.py)
             from .mid import TfmdLists
@@ -113,13 +115,28 @@ class Datasets:
         return tuple(tl.decode(v) for v, tl in zip(o, self.tls or []))
 
     def dataloaders(self, bs: int = 64, after_item: Any = None, after_batch: Any = None, num_workers: int = 0,
-                    device: Any = None, **kwargs: Any) -> "DataLoaders":
-        """Training and validation loaders over the splits (fastai's ``after_item``/``after_batch`` transforms)."""
+                    device: Any = None, dl_type: type | None = None, dl_kwargs: Sequence[dict] | None = None,
+                    **kwargs: Any) -> "DataLoaders":
+        """Training and validation loaders over the splits (fastai's ``after_item``/``after_batch`` transforms;
+        ``dl_type``: the loader class, ``dl_kwargs``: extra arguments for each split's loader)."""
         from .transforms import infer_kind
         kinds = tuple(infer_kind(v) for v in self.train[0]) if len(self.train) else None
         return DataLoaders.from_dsets(self.train, self.valid, bs=bs, num_workers=num_workers, device=device,
                                       item_tfms=after_item, batch_tfms=after_batch, kinds=kinds, n_inp=self.n_inp,
-                                      **kwargs)
+                                      dl_type=dl_type, dl_kwargs=dl_kwargs, **kwargs)
+
+    @property
+    def n_subsets(self) -> int:
+        """How many splits."""
+        return len(self.splits)
+
+    def weighted_dataloaders(self, wgts: Any, bs: int = 64, **kwargs: Any) -> "DataLoaders":
+        """``dataloaders`` whose training loader draws items by weight (``WeightedDL``; one weight per training item)."""
+        return _ADDONS["weighted_dataloaders"](self, wgts, bs=bs, **kwargs)
+
+    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> "DataLoaders":
+        """``dataloaders`` whose training loader reads ``partial_n`` random items per epoch (``PartialDL``)."""
+        return _ADDONS["partial_dataloaders"](self, partial_n, bs=bs, **kwargs)
 
     @property
     def vocab(self) -> list | None:
@@ -721,9 +738,20 @@ class DataLoaders:
         """Copy with loader attributes changed (``bs=``, ``item_tfms=``, ``batch_tfms=``, ...), e.g. to resize."""
         return DataLoaders(*[dl.new(**kwargs) for dl in self.loaders], path=self.path, getters=self.getters)
 
-    def test_dl(self, items: Sequence, with_labels: bool = False, bs: int | None = None, **kwargs: Any) -> DataLoader:
-        """A validation-style loader over new items (paths, images, arrays, or rows that get_x understands)."""
+    def test_dl(self, items: Sequence, with_labels: bool = False, bs: int | None = None, rm_type_tfms: Any = None,
+                **kwargs: Any) -> DataLoader:
+        """A validation-style loader over new items (paths, images, arrays, or rows that get_x understands).
+
+        Over fastai-style ``Datasets(items, tfms=...)``: the items go through the validation transforms from the one
+        that takes their type (``rm_type_tfms``: how many transforms of each value to skip instead)."""
         valid = self.valid
+        vds = valid.dataset
+        if getattr(vds, "tls", None) is not None or type(vds).__name__ == "TfmdLists":  # fastai's mid-level Datasets
+            from .mid import test_set
+            n = len(vds.tls) if with_labels and getattr(vds, "tls", None) is not None else self.n_inp
+            ds = test_set(vds, items, rm_tfms=rm_type_tfms, with_labels=with_labels)
+            return valid.new(dataset=ds, shuffle=False, drop_last=False, split_idx=VALID, bs=bs or valid.bs,
+                             kinds=valid.kinds[:n] if valid.kinds else None, **kwargs)
         if self.blocks is None:
             raise ValueError("test_dl needs DataLoaders built from blocks (DataBlock or a factory); with plain torch "
                              "loaders, build a torch DataLoader over the new items and pass it as get_preds(dl=...).")
@@ -746,17 +774,20 @@ class DataLoaders:
 
     @classmethod
     def from_dsets(cls, train_ds: Any, valid_ds: Any, bs: int = 64, num_workers: int = 0,
-                   device: torch.device | str | None = None, path: str | os.PathLike = ".", **kwargs: Any) -> "DataLoaders":
-        """Loaders over two datasets (``Datasets`` splits or any torch map-style datasets of (x, y))."""
-        def make(ds: Any, train: bool) -> DataLoader:
-            d = getattr(ds, "dsets", None)
+                   device: torch.device | str | None = None, path: str | os.PathLike = ".", dl_type: type | None = None,
+                   dl_kwargs: Sequence[dict] | None = None, **kwargs: Any) -> "DataLoaders":
+        """Loaders over two datasets (``Datasets`` splits or any torch map-style datasets of (x, y)); ``dl_type``:
+        the loader class (``DataLoader``), ``dl_kwargs``: one dict of extra arguments per loader."""
+        def make(ds: Any, i: int) -> DataLoader:
+            d, train = getattr(ds, "dsets", None), i == 0
             meta = dict(kinds=d.kinds, n_inp=d.n_inp, blocks=d.blocks,
                         item_tfms=_block_tfms(d.blocks, "item_tfms"), batch_tfms=_block_tfms(d.blocks, "batch_tfms")) \
                 if d is not None and d.blocks else {}
-            return DataLoader(ds, bs=bs, shuffle=train, num_workers=num_workers, device=device,
-                              split_idx=TRAIN if train else VALID, **meta,
-                              **{"drop_last": train and bool(bs), **kwargs})
-        return cls(make(train_ds, True), make(valid_ds, False), path=path)
+            extra = dict(dl_kwargs[i]) if dl_kwargs is not None and i < len(dl_kwargs) else {}
+            return (dl_type or DataLoader)(ds, bs=bs, shuffle=train, num_workers=num_workers, device=device,
+                                           split_idx=TRAIN if train else VALID, **meta,
+                                           **{"drop_last": train and bool(bs), **kwargs, **extra})
+        return cls(make(train_ds, 0), make(valid_ds, 1), path=path)
 
     def __repr__(self) -> str:
         return f"DataLoaders(train={self.train!r}, valid={self.valid!r})"
