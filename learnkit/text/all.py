@@ -12,7 +12,7 @@ from learnkit.text.data import (TextBlock, TextDataLoaders)  # noqa: F401
 from learnkit.text.loaders import (LMDataLoader, SortedTextDL, pad_batch)  # noqa: F401
 from learnkit.text.models.awdlstm import (dropout_mask, RNNDropout, WeightDropout, EmbeddingDropout, AWD_LSTM, awd_lstm_lm_config, awd_lstm_clas_config, awd_lstm_lm_split, awd_lstm_clas_split)  # noqa: F401
 from learnkit.text.models.core import (LinearDecoder, SequentialRNN, SentenceEncoder, masked_concat_pool, PoolingLinearClassifier, get_language_model, get_text_classifier)  # noqa: F401
-from learnkit.text.learner import (TextLearner, LMLearner, ModelResetter, RNNRegularizer, rnn_cbs, language_model_learner, text_classifier_learner, match_embeds, load_pretrained_lm)  # noqa: F401
+from learnkit.text.learner import (TextLearner, LMLearner, ModelResetter, RNNCallback, RNNRegularizer, rnn_cbs, language_model_learner, text_classifier_learner, match_embeds, load_pretrained_lm)  # noqa: F401
 from learnkit.text.transformer import (TransformerTextEncoder, TransformerClassifier, transformer_classifier_learner)  # noqa: F401
 
 __all__ = _basics_all + [
@@ -24,7 +24,7 @@ __all__ = _basics_all + [
     "RNNDropout", "WeightDropout", "EmbeddingDropout", "AWD_LSTM", "awd_lstm_lm_config", "awd_lstm_clas_config",
     "awd_lstm_lm_split", "awd_lstm_clas_split", "LinearDecoder", "SequentialRNN", "SentenceEncoder",
     "masked_concat_pool", "PoolingLinearClassifier", "get_language_model", "get_text_classifier", "TextLearner",
-    "LMLearner", "ModelResetter", "RNNRegularizer", "rnn_cbs", "language_model_learner", "text_classifier_learner",
+    "LMLearner", "ModelResetter", "RNNCallback", "RNNRegularizer", "rnn_cbs", "language_model_learner", "text_classifier_learner",
     "match_embeds", "load_pretrained_lm", "TransformerTextEncoder", "TransformerClassifier",
     "transformer_classifier_learner", "TokenizeWithRules", "tokenize_df", "reverse_text", "pad_input", "pad_chunk",
     "pad_input_chunk",
