@@ -346,7 +346,8 @@ class DataLoader(LoopHooks):
         return not (own_sampler or self.collate_fn or self.kinds or self.item_tfms or self.batch_tfms)
 
     def _item_source(self) -> Any:
-        return self.__dict__.get("_epoch_items") or self.dataset
+        items = self.__dict__.get("_epoch_items")
+        return self.dataset if items is None else items
 
     def __getattr__(self, k: str) -> Any:
         """Unknown attributes come from the dataset (fastai's ``GetAttr``: ``dl.vocab``, ``dl.items``)."""
