@@ -131,7 +131,7 @@ class Datasets:
         return len(self.splits)
 
     def weighted_dataloaders(self, wgts: Any, bs: int = 64, **kwargs: Any) -> "DataLoaders":
-        """``dataloaders`` whose training loader draws items by weight (``WeightedDL``; one weight per training item)."""
+        """``dataloaders`` whose training loader draws by weight (``WeightedDL``; one weight per training item)."""
         return _ADDONS["weighted_dataloaders"](self, wgts, bs=bs, **kwargs)
 
     def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> "DataLoaders":
@@ -478,7 +478,8 @@ class DataLoader(LoopHooks):
             if dev.type != "cpu":
                 b = to_device(b, dev)
             if tfms:
-                b = apply_transforms(tfms, tuple(b) if isinstance(b, (tuple, list)) else (b,), self.kinds, self.split_idx)
+                b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
+                b = apply_transforms(tfms, b, self.kinds, self.split_idx)
             yield self.after_batch(b)
         self.after_iter()
         for k in ("it", "_epoch_items"):

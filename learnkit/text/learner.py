@@ -98,7 +98,7 @@ class RNNRegularizer(Callback):
 
 
 def rnn_cbs(alpha: float = 0., beta: float = 0.) -> list[Callback]:
-    """The callbacks an RNN trains with: ``ModelResetter`` and, when ``alpha`` or ``beta``, ``RNNRegularizer``."""
+    """The callbacks an RNN trains with: ``ModelResetter``, ``RNNCallback`` (+ ``RNNRegularizer`` if alpha or beta)."""
     reg = [RNNRegularizer(alpha=alpha, beta=beta)] if alpha or beta else []
     return [ModelResetter(), RNNCallback()] + reg
 
