@@ -245,7 +245,7 @@ def test_bad_arguments_say_what_to_do():
         DataLoader(letters, drop_last=True)
     with pytest.raises(ValueError, match="shuffle=True needs a dataset that can be indexed"):
         DataLoader(map(noop, letters), shuffle=True)
-    with pytest.raises(ValueError, match="positive integer or None"):
+    with pytest.raises(ValueError, match=r"positive integer, got 0 \(or None"):
         DataLoader(letters, bs=0)
     with pytest.raises(ValueError, match="no batch"):
         DataLoader([], bs=4).one_batch()

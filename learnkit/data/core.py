@@ -307,8 +307,8 @@ class DataLoader(LoopHooks):
         if torch_dl is not None:
             bs = torch_dl.batch_size or bs
         if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0):
-            raise ValueError(f"bs (the batch size) must be a positive integer or None (items one by one), got "
-                             f"{bs!r}: e.g. bs=64, or a smaller bs if the batches don't fit in memory.")
+            raise ValueError(f"bs (the batch size) must be a positive integer, got {bs!r} (or None: the items one by "
+                             f"one): e.g. bs=64, or a smaller bs if the batches don't fit in memory.")
         drop_last = bool(drop_last)
         if bs is None and drop_last and torch_dl is None:
             raise ValueError("drop_last=True needs a batch size: with bs=None the items come one by one.")
