@@ -124,3 +124,6 @@ __all__ += ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs"]
 from learnkit.utils import to_np  # noqa: F401,E402
 
 __all__ += ["to_np"]
+
+from learnkit.data.load import (SkipItemException, fa_collate, fa_convert)  # noqa: F401,E402
+__all__ += ["SkipItemException", "fa_collate", "fa_convert"]

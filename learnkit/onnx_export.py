@@ -51,6 +51,8 @@ class OnnxGraph(nn.Module):
         if self.norm:
             xs = ((xs[0] - self.mean) / self.std,) + tuple(xs[1:])
         out = self.model(*xs)
+        if isinstance(out, tuple):  # a text model's (logits, raw_out, out): the logits
+            out = out[0]
         return self.activation(out) if self.activation is not None else out
 
 

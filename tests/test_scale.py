@@ -94,7 +94,7 @@ def test_sharding_refuses_a_loader_with_its_own_sampler():
     weighted = WeightedDL(ds, wgts=[1.0] * 20, bs=4, shuffle=True, num_workers=0, device="cpu")
     with pytest.raises(TypeError, match="own sampler.*WeightedDL"):
         _shard(weighted, True, 0, 2, seed=0)
-    plain = _shard(DataLoader(ds, bs=4, shuffle=True, num_workers=0, device="cpu"), True, 1, 2, seed=0)
+    plain = _shard(DataLoader(ds, bs=4, shuffle=True, drop_last=True, num_workers=0, device="cpu"), True, 1, 2, seed=0)
     assert len(plain) == 2 and len(plain.shard_sampler) == 10
 
 

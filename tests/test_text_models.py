@@ -85,8 +85,8 @@ def test_classifier_is_blind_to_left_padding_and_chunks():
                                                                         embed_p=0.0, weight_p=0.0)).eval()
     ids = torch.randint(2, 30, (1, 9))
     padded = torch.cat([torch.ones(1, 8, dtype=torch.long), ids], 1)  # 17 tokens: 5 chunks of bptt 4
-    a, b = clas(ids), clas(padded)
-    assert a.shape == (1, 2) and isinstance(a, torch.Tensor)
+    (a, raw, out), (b, _, _) = clas(ids), clas(padded)  # fastai's (logits, raw_out, out)
+    assert a.shape == (1, 2) and isinstance(a, torch.Tensor) and raw.shape == out.shape == (1, 9, TINY["emb_sz"])
     # the pads come first, so only the (zero-embedded) pad steps' effect on the state differs: close, not equal
     assert torch.allclose(a, b, atol=0.1)
 

@@ -121,7 +121,7 @@ class DataBlock:
         item_tfms, batch_tfms = self._stage_tfms(dsets.blocks)
         common = dict(num_workers=num_workers, device=device, kinds=dsets.kinds, n_inp=dsets.n_inp,
                       blocks=dsets.blocks, item_tfms=item_tfms, batch_tfms=batch_tfms, **kwargs)
-        train = DataLoader(dsets.train, bs=bs, shuffle=shuffle, **common)
+        train = DataLoader(dsets.train, bs=bs, shuffle=shuffle, **{"drop_last": shuffle, **common})
         evals = [DataLoader(dsets.subset(i), bs=val_bs or bs, shuffle=False, drop_last=False, **common)
                  for i in range(1, len(dsets.splits))]  # valid, then test when the splitter made one
         return DataLoaders(train, *evals, path=path, getters=self.getters)

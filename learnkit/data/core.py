@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import random
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path as _PathBase
@@ -18,10 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader as TorchDataLoader
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset, IterableDataset, default_collate
 
 from ..utils import Path, default_device, to_device
 from .blocks import EncodedMultiCategorize, MultiCategorize, TransformBlock, _present
+from .load import HOOKS, LoopHooks
 from .preload import check_preloadable, collect, n_batches, preload_order, preloaded_batches
 from .transforms import TRAIN, VALID, Transform, apply_transforms, decode_transforms, sort_by_order
 
@@ -64,6 +66,8 @@ class Datasets:
                  tls: Sequence | None = None, do_setup: bool = True, split_idx: int | None = None, **kwargs: Any) -> None:
         if tfms is None and kinds is None and blocks is None and getters is None:
             tfms = pipelines  # fastai's Datasets(items, [[x tfms], [y tfms]], splits=...)
+            if tfms is None and tls is None:
+                tfms = [None]  # fastai's Datasets(items): the items as they are, one value each
         self.tls = None
         if tls is not None or tfms is not None:  # fastai's mode: one TfmdLists per value (data/mid.py)
             from .mid import TfmdLists
@@ -111,13 +115,28 @@ class Datasets:
         return tuple(tl.decode(v) for v, tl in zip(o, self.tls or []))
 
     def dataloaders(self, bs: int = 64, after_item: Any = None, after_batch: Any = None, num_workers: int = 0,
-                    device: Any = None, **kwargs: Any) -> "DataLoaders":
-        """Training and validation loaders over the splits (fastai's ``after_item``/``after_batch`` transforms)."""
+                    device: Any = None, dl_type: type | None = None, dl_kwargs: Sequence[dict] | None = None,
+                    **kwargs: Any) -> "DataLoaders":
+        """Training and validation loaders over the splits (fastai's ``after_item``/``after_batch`` transforms;
+        ``dl_type``: the loader class, ``dl_kwargs``: extra arguments for each split's loader)."""
         from .transforms import infer_kind
         kinds = tuple(infer_kind(v) for v in self.train[0]) if len(self.train) else None
         return DataLoaders.from_dsets(self.train, self.valid, bs=bs, num_workers=num_workers, device=device,
                                       item_tfms=after_item, batch_tfms=after_batch, kinds=kinds, n_inp=self.n_inp,
-                                      **kwargs)
+                                      dl_type=dl_type, dl_kwargs=dl_kwargs, **kwargs)
+
+    @property
+    def n_subsets(self) -> int:
+        """How many splits."""
+        return len(self.splits)
+
+    def weighted_dataloaders(self, wgts: Any, bs: int = 64, **kwargs: Any) -> "DataLoaders":
+        """``dataloaders`` whose training loader draws by weight (``WeightedDL``; one weight per training item)."""
+        return _ADDONS["weighted_dataloaders"](self, wgts, bs=bs, **kwargs)
+
+    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> "DataLoaders":
+        """``dataloaders`` whose training loader reads ``partial_n`` random items per epoch (``PartialDL``)."""
+        return _ADDONS["partial_dataloaders"](self, partial_n, bs=bs, **kwargs)
 
     @property
     def vocab(self) -> list | None:
@@ -257,27 +276,51 @@ _KEEPS_PRELOAD = frozenset(("bs", "batch_size", "shuffle", "drop_last", "batch_t
                             "pin_memory", "persistent_workers"))
 
 
-class DataLoader:
-    """A torch DataLoader plus learnkit's item/batch transforms and device handling; yields tuples of tensors."""
+class DataLoader(LoopHooks):
+    """A torch DataLoader plus learnkit's item/batch transforms and device handling; yields batches of tensors.
 
-    def __init__(self, dataset: Any = None, bs: int = 64, shuffle: bool = False, drop_last: bool | None = None,
-                 num_workers: int | None = None, device: torch.device | str | None = None,
+    fastai's arguments and defaults: ``bs=None`` yields the items one by one, unbatched; any source with
+    ``__getitem__``/``__len__`` (a list, a ``range``, an ``L``) or without (an iterator, a generator:
+    ``indexed=False``, ``n=`` its length if known); every loop step (``create_item``, ``after_item``,
+    ``before_batch``, ``create_batch``, ``after_batch``, ``get_idxs``, ``before_iter``, ``after_iter``...) can be
+    passed as an argument or overridden in a subclass (data/load.py runs that loop). Loaders that ``DataBlock``
+    builds (``kinds``, item/batch transforms) read their items through a torch sampler instead.
+    """
+
+    def __init__(self, dataset: Any = None, bs: int | None = None, num_workers: int | None = 0,
+                 pin_memory: bool | None = None, timeout: float = 0, batch_size: int | None = None,
+                 shuffle: bool = False, drop_last: bool | None = None, indexed: bool | None = None,
+                 n: int | None = None, device: torch.device | str | None = None,
+                 persistent_workers: bool | None = None,
                  item_tfms: Sequence[Transform] | None = None, batch_tfms: Sequence[Transform] | None = None,
                  kinds: Sequence[str] | None = None, n_inp: int = 1, blocks: Sequence[TransformBlock] | None = None,
-                 split_idx: int | None = None, pin_memory: bool | None = None, persistent_workers: bool | None = None,
-                 collate_fn: Callable | None = None, torch_dl: TorchDataLoader | None = None,
-                 batch_size: int | None = None, **kwargs: Any) -> None:
-        if dataset is None and torch_dl is None:
-            raise ValueError("DataLoader needs a dataset (or torch_dl=an existing torch DataLoader).")
+                 split_idx: int | None = None, collate_fn: Callable | None = None,
+                 torch_dl: TorchDataLoader | None = None, **kwargs: Any) -> None:
+        for name in HOOKS:  # fastai's DataLoader(create_item=f, after_iter=g, ...)
+            if name in kwargs:
+                f = kwargs.pop(name)
+                if isinstance(f, (list, tuple)):  # after_item=[tfm, ...]: composed in order, as fastai's Pipeline
+                    from .mid import Pipeline
+                    f = Pipeline(f)
+                setattr(self, name, f)
         bs = bs if batch_size is None else batch_size  # torch's (and fastai's) name for bs
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
-            raise ValueError(f"bs (the batch size) must be a positive integer, got {bs!r}: e.g. bs=64, or a smaller "
-                             f"bs if the batches don't fit in memory.")
+        if torch_dl is not None:
+            bs = torch_dl.batch_size or bs
+        if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0):
+            raise ValueError(f"bs (the batch size) must be a positive integer, got {bs!r} (or None: the items one by "
+                             f"one): e.g. bs=64, or a smaller bs if the batches don't fit in memory.")
+        drop_last = bool(drop_last)
+        if bs is None and drop_last and torch_dl is None:
+            raise ValueError("drop_last=True needs a batch size: with bs=None the items come one by one.")
         self.torch_dl_given = torch_dl
-        self.dataset = dataset if dataset is not None else torch_dl.dataset
-        self.bs = bs if torch_dl is None else (torch_dl.batch_size or bs)
-        self.shuffle = shuffle
-        self.drop_last = shuffle if drop_last is None else drop_last
+        self.dataset = torch_dl.dataset if dataset is None and torch_dl is not None else dataset
+        if indexed is None:
+            indexed = hasattr(self.dataset, "__getitem__") and not isinstance(self.dataset, IterableDataset)
+        if not indexed and shuffle:
+            raise ValueError(f"shuffle=True needs a dataset that can be indexed; this {type(self.dataset).__name__} "
+                             f"can only be iterated. Shuffle its items first, or pass a list.")
+        self.bs, self.indexed, self._n, self.timeout = bs, indexed, n, timeout
+        self.shuffle, self.drop_last = shuffle, drop_last
         self.num_workers = _default_workers() if num_workers is None else num_workers
         self.device = torch.device(device) if device is not None else default_device()
         self.item_tfms = sort_by_order(item_tfms)
@@ -287,10 +330,35 @@ class DataLoader:
         self.split_idx = split_idx if split_idx is not None else getattr(self.dataset, "split_idx", TRAIN if shuffle else VALID)
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
         self.collate_fn, self.kwargs = collate_fn, kwargs
+        self.rng = random.Random(0)  # fastai's shuffling generator: randomize() reseeds it every epoch
         self.added_batch_tfms: list[Transform] = []  # added later (vision_learner's Normalize): kept by new()
         self._torch_dl: TorchDataLoader | None = torch_dl
         self._stop: weakref.finalize | None = None  # stops persistent workers when this loader goes
         self._preloaded: tuple[torch.Tensor, ...] | None = None  # set by preload()
+
+    def _fastai_loop(self) -> bool:
+        """Whether batches come from fastai's loop (data/load.py) rather than a torch sampler."""
+        if self.torch_dl_given is not None or self._preloaded is not None:
+            return False
+        if self.bs is None or not self.indexed or self._hooks_given():
+            return True
+        own_sampler = type(self).sampler is not DataLoader.sampler or {"sampler", "batch_sampler"} & self.kwargs.keys()
+        return not (own_sampler or self.collate_fn or self.kinds or self.item_tfms or self.batch_tfms)
+
+    def _item_source(self) -> Any:
+        items = self.__dict__.get("_epoch_items")
+        return self.dataset if items is None else items
+
+    def __getattr__(self, k: str) -> Any:
+        """Unknown attributes come from the dataset (fastai's ``GetAttr``: ``dl.vocab``, ``dl.items``)."""
+        ds = self.__dict__.get("dataset")
+        if k.startswith("_") or ds is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {k!r}")
+        try:
+            return getattr(ds, k)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {k!r} (nor has its dataset, "
+                                 f"a {type(ds).__name__})") from None
 
     # -- the torch loader, built lazily so `new()` and attribute changes are cheap
     @property
@@ -368,9 +436,20 @@ class DataLoader:
     def __len__(self) -> int:
         if self._preloaded is not None:
             return n_batches(self._preloaded[0].shape[0], self.bs, self.drop_last)
-        return len(self.torch_dl)
+        if not self._fastai_loop():
+            return len(self.torch_dl)
+        n = self.n
+        if n is None:
+            raise TypeError(f"This DataLoader reads a {type(self.dataset).__name__}, which has no length: pass n= "
+                            f"(the number of items) to give it one, or iterate it without len().")
+        if self.bs is None:
+            return n
+        return n // self.bs + (0 if self.drop_last or n % self.bs == 0 else 1)
 
-    def __iter__(self) -> Iterator[tuple]:
+    def __iter__(self) -> Iterator[Any]:
+        if self._fastai_loop():
+            yield from self._loop_iter()
+            return
         dev, tfms, split = self.device, self.batch_tfms, self.split_idx
         kinds = self.kinds if tfms else None
         if self._preloaded is not None:
@@ -387,16 +466,51 @@ class DataLoader:
                 b = apply_transforms(tfms, b, kinds, split)
             yield b
 
-    @property
-    def n(self) -> int:
-        """Number of items."""
-        return len(self.dataset)
+    def _loop_iter(self) -> Iterator[Any]:
+        """One epoch of fastai's loop (data/load.py): batches keep the items' structure (a bare tensor stays bare)."""
+        dev, tfms = self.device, self.batch_tfms
+        self.randomize()
+        self.before_iter()
+        self._idxs = self.get_idxs()  # drawn here, in the main process, so workers share one order
+        self._epoch_items = self.item_dataset() if self.item_tfms else None
+        source = self._loop_batches()
+        if isinstance(source, TorchDataLoader):
+            source = _start_workers(source)
+        for b in source:
+            if dev.type != "cpu":
+                b = to_device(b, dev)
+            if tfms:
+                b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
+                b = apply_transforms(tfms, b, self.kinds, self.split_idx)
+            yield self.after_batch(b)
+        self.after_iter()
+        for k in ("it", "_epoch_items"):
+            self.__dict__.pop(k, None)
 
-    def one_batch(self) -> tuple:
-        """The first batch (with transforms applied, on the device)."""
-        if hasattr(self.dataset, "__len__") and len(self.dataset) == 0:
-            raise ValueError("This DataLoader's dataset is empty: there is no batch to show or check.")
-        return next(iter(self))
+    @property
+    def n(self) -> int | None:
+        """Number of items (``n=`` when given; None for a source without a length)."""
+        if self._n is not None:
+            return self._n
+        return len(self.dataset) if hasattr(self.dataset, "__len__") else None
+
+    @n.setter
+    def n(self, value: int | None) -> None:
+        self._n = value
+
+    def one_batch(self) -> Any:
+        """The first batch (with transforms applied, on the device), read without worker processes."""
+        if self.n is not None and (self.n == 0 or len(self) == 0):
+            raise ValueError("This DataLoader has no batch (its dataset is empty, or smaller than bs with "
+                             "drop_last=True): there is no batch to show or check.")
+        if not self._fastai_loop():
+            return next(iter(self))
+        workers, self.num_workers = self.num_workers, 0
+        try:
+            return next(iter(self))
+        finally:
+            self.num_workers = workers
+            self.__dict__.pop("it", None)
 
     def to(self, device: torch.device | str) -> "DataLoader":
         """Send future batches to ``device``."""
@@ -434,8 +548,11 @@ class DataLoader:
             if kwargs.get(key) is not None:
                 given = sort_by_order(kwargs[key])
                 kwargs[key] = sort_by_order([t for t in keep if not any(type(g) is type(t) for g in given)] + given)
-        args = dict(dataset=self.dataset if dataset is None else dataset, bs=self.bs, shuffle=self.shuffle,
-                    drop_last=self.drop_last, num_workers=self.num_workers, device=self.device,
+        same = dataset is None
+        args = dict(dataset=self.dataset if same else dataset, bs=self.bs, shuffle=self.shuffle,
+                    drop_last=self.drop_last, num_workers=self.num_workers, device=self.device, timeout=self.timeout,
+                    indexed=self.indexed if same else None, n=self._n if same else None,
+                    **{h: self.__dict__[h] for h in HOOKS if h in self.__dict__},
                     item_tfms=self.item_tfms, batch_tfms=self.batch_tfms, kinds=self.kinds, n_inp=self.n_inp,
                     blocks=self.blocks, split_idx=self.split_idx, pin_memory=self.pin_memory,
                     persistent_workers=self.persistent_workers, collate_fn=self.collate_fn, **self.kwargs)
@@ -625,9 +742,20 @@ class DataLoaders:
         """Copy with loader attributes changed (``bs=``, ``item_tfms=``, ``batch_tfms=``, ...), e.g. to resize."""
         return DataLoaders(*[dl.new(**kwargs) for dl in self.loaders], path=self.path, getters=self.getters)
 
-    def test_dl(self, items: Sequence, with_labels: bool = False, bs: int | None = None, **kwargs: Any) -> DataLoader:
-        """A validation-style loader over new items (paths, images, arrays, or rows that get_x understands)."""
+    def test_dl(self, items: Sequence, with_labels: bool = False, bs: int | None = None, rm_type_tfms: Any = None,
+                **kwargs: Any) -> DataLoader:
+        """A validation-style loader over new items (paths, images, arrays, or rows that get_x understands).
+
+        Over fastai-style ``Datasets(items, tfms=...)``: the items go through the validation transforms from the one
+        that takes their type (``rm_type_tfms``: how many transforms of each value to skip instead)."""
         valid = self.valid
+        vds = valid.dataset
+        if getattr(vds, "tls", None) is not None or type(vds).__name__ == "TfmdLists":  # fastai's mid-level Datasets
+            from .mid import test_set
+            n = len(vds.tls) if with_labels and getattr(vds, "tls", None) is not None else self.n_inp
+            ds = test_set(vds, items, rm_tfms=rm_type_tfms, with_labels=with_labels)
+            return valid.new(dataset=ds, shuffle=False, drop_last=False, split_idx=VALID, bs=bs or valid.bs,
+                             kinds=valid.kinds[:n] if valid.kinds else None, **kwargs)
         if self.blocks is None:
             raise ValueError("test_dl needs DataLoaders built from blocks (DataBlock or a factory); with plain torch "
                              "loaders, build a torch DataLoader over the new items and pass it as get_preds(dl=...).")
@@ -650,16 +778,20 @@ class DataLoaders:
 
     @classmethod
     def from_dsets(cls, train_ds: Any, valid_ds: Any, bs: int = 64, num_workers: int = 0,
-                   device: torch.device | str | None = None, path: str | os.PathLike = ".", **kwargs: Any) -> "DataLoaders":
-        """Loaders over two datasets (``Datasets`` splits or any torch map-style datasets of (x, y))."""
-        def make(ds: Any, train: bool) -> DataLoader:
-            d = getattr(ds, "dsets", None)
+                   device: torch.device | str | None = None, path: str | os.PathLike = ".", dl_type: type | None = None,
+                   dl_kwargs: Sequence[dict] | None = None, **kwargs: Any) -> "DataLoaders":
+        """Loaders over two datasets (``Datasets`` splits or any torch map-style datasets of (x, y)); ``dl_type``:
+        the loader class (``DataLoader``), ``dl_kwargs``: one dict of extra arguments per loader."""
+        def make(ds: Any, i: int) -> DataLoader:
+            d, train = getattr(ds, "dsets", None), i == 0
             meta = dict(kinds=d.kinds, n_inp=d.n_inp, blocks=d.blocks,
                         item_tfms=_block_tfms(d.blocks, "item_tfms"), batch_tfms=_block_tfms(d.blocks, "batch_tfms")) \
                 if d is not None and d.blocks else {}
-            return DataLoader(ds, bs=bs, shuffle=train, num_workers=num_workers, device=device,
-                              split_idx=TRAIN if train else VALID, **meta, **kwargs)
-        return cls(make(train_ds, True), make(valid_ds, False), path=path)
+            extra = dict(dl_kwargs[i]) if dl_kwargs is not None and i < len(dl_kwargs) else {}
+            return (dl_type or DataLoader)(ds, bs=bs, shuffle=train, num_workers=num_workers, device=device,
+                                           split_idx=TRAIN if train else VALID, **meta,
+                                           **{"drop_last": train and bool(bs), **kwargs, **extra})
+        return cls(make(train_ds, 0), make(valid_ds, 1), path=path)
 
     def __repr__(self) -> str:
         return f"DataLoaders(train={self.train!r}, valid={self.valid!r})"

@@ -109,11 +109,13 @@ class WeightedDL(DataLoader):
 
     def __init__(self, dataset: Any = None, bs: int = 64, wgts: Sequence[float] | str | None = None,
                  shuffle: bool = True, **kwargs: Any) -> None:
-        super().__init__(dataset, bs=bs, shuffle=shuffle, **kwargs)
+        super().__init__(dataset, bs=bs, shuffle=shuffle, **{"drop_last": shuffle, **kwargs})
         self.wgts = self._weights(wgts)
 
     def _weights(self, wgts: Any) -> torch.Tensor:
         n = len(self.dataset)
+        if n == 0 and wgts is None:
+            return torch.ones(0, dtype=torch.float64)  # an empty split (no validation items): nothing to draw
         if isinstance(wgts, str):
             if wgts != "balanced":
                 raise ValueError(f"WeightedDL: wgts={wgts!r}; pass one weight per item or 'balanced'.")
@@ -186,3 +188,12 @@ def weighted_loaders(dls: DataLoaders, wgts: Any = "balanced") -> DataLoaders:
 
 attach_addon("weighted", weighted_loaders)
 attach_addon("summary", split_summary)
+
+
+def datasets_weighted_dataloaders(dsets: Any, wgts: Any, bs: int = 64, **kwargs: Any) -> DataLoaders:
+    """fastai's ``Datasets.weighted_dataloaders``: a ``WeightedDL`` for training (one weight per training item)."""
+    extra = [{}] * (dsets.n_subsets - 1)
+    return dsets.dataloaders(bs=bs, dl_type=WeightedDL, dl_kwargs=({"wgts": wgts}, *extra), **kwargs)
+
+
+attach_addon("weighted_dataloaders", datasets_weighted_dataloaders)

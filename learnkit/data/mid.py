@@ -9,7 +9,7 @@ from fastcore.foundation import L
 from .dispatch import is_tuple, retain_type
 from .transforms import Transform
 
-__all__ = ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs"]
+__all__ = ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs", "test_set"]
 
 
 class fastuple(tuple):
@@ -182,8 +182,15 @@ class TfmdLists:
             self.setup(train_setup)
 
     def setup(self, train_setup: bool = True) -> None:
-        """Set the transforms up (on the training split when ``train_setup``)."""
+        """Set the transforms up (on the training split when ``train_setup``), noting each step's input type."""
         self.tfms.setup(self, train_setup)
+        first = self.items[self.splits[0]] if len(self) else []
+        if len(first):
+            x, self.types = first[0], []
+            for f in self.tfms.fs:
+                self.types.append(getattr(f, "input_types", type(x)))
+                x = _call(f, x, self.split_idx)
+            self.types.append(type(x))
 
     def _new(self, items: Any, split_idx: int | None = None) -> "TfmdLists":
         return TfmdLists(items, self.tfms, do_setup=False, types=self.types,
@@ -231,12 +238,24 @@ class TfmdLists:
         return self._new([])
 
     def infer_idx(self, x: Any) -> int:
-        """The index of the first transform ``x``'s type should start at (0: all of them)."""
-        return 0
+        """The first transform ``x`` goes through: the step whose input had ``x``'s type during ``setup``."""
+        types = self.types or []
+        for i, t in enumerate(types):
+            if isinstance(x, t):
+                return i
+        if not types:
+            return 0
+        names = ", ".join(dict.fromkeys(getattr(t, "__name__", str(t)) for t in types))
+        raise TypeError(f"Expected an input of one of the types the pipeline saw ({names}), got a "
+                        f"{type(x).__name__}: pass items like the training items, or rm_type_tfms= to say "
+                        f"how many transforms to skip.")
 
     def infer(self, x: Any) -> Any:
-        """Run ``x`` through the transforms."""
-        return self.tfms(x)
+        """Run ``x`` through the transforms from the one that takes its type."""
+        o = x
+        for f in self.tfms.fs[self.infer_idx(x):]:
+            o = _call(f, o, self.split_idx)
+        return o
 
     def __getattr__(self, k: str) -> Any:
         if k.startswith("_") or k in ("tfms", "items", "splits"):
@@ -245,3 +264,26 @@ class TfmdLists:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}: {self.items}\ntfms - {list(self.tfms.fs)}"
+
+
+def test_set(dsets: Any, test_items: Any, rm_tfms: Any = None, with_labels: bool = False) -> Any:
+    """fastai's ``test_set``: ``test_items`` through ``dsets``' transforms (inputs only unless ``with_labels``),
+    each value starting at the transform that takes the items' type (``rm_tfms``: how many to skip instead)."""
+    if isinstance(dsets, TfmdLists):
+        tls, one = [dsets], True
+    else:
+        tls, one = (dsets.tls if with_labels else dsets.tls[:dsets.n_inp]), False
+    test_tls = [tl._new(test_items, split_idx=1) for tl in tls]
+    if rm_tfms is None:
+        first = test_items[0] if len(test_items) else None
+        rm_tfms = [tl.infer_idx(first) if first is not None else 0 for tl in test_tls]
+    elif isinstance(rm_tfms, int):
+        rm_tfms = [rm_tfms] * len(test_tls)
+    for tl, j in zip(test_tls, rm_tfms):
+        tl.tfms = Pipeline(list(tl.tfms.fs)[j:], split_idx=1)
+    if one:
+        return test_tls[0]
+    return type(dsets)(tls=test_tls, n_inp=dsets.n_inp, split_idx=1)
+
+
+test_set.__test__ = False  # fastai's name; not a pytest test when imported into a test module

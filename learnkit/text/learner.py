@@ -25,7 +25,7 @@ from .data import TextDataLoaders
 from .models.awdlstm import AWD_LSTM
 from .models.core import get_language_model, get_text_classifier, model_meta
 
-__all__ = ["TextLearner", "LMLearner", "ModelResetter", "RNNRegularizer", "rnn_cbs", "language_model_learner",
+__all__ = ["TextLearner", "LMLearner", "ModelResetter", "RNNCallback", "RNNRegularizer", "rnn_cbs", "language_model_learner",
            "text_classifier_learner", "match_embeds", "clean_raw_keys", "load_ignore_keys", "read_itos",
            "load_pretrained_lm", "build_awd_lstm_lm", "build_awd_lstm_classifier"]
 
@@ -50,9 +50,27 @@ class ModelResetter(Callback):
         _reset(self.learn.model)
 
 
+def _logits(out: Any) -> torch.Tensor:
+    """The logits of a text model's output (``(logits, raw_out, out)`` or a bare tensor)."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 def _reset(model: nn.Module) -> None:
     if hasattr(model, "reset"):
         model.reset()
+
+
+class RNNCallback(Callback):
+    """Keep the logits of a text model's ``(logits, raw_out, out)`` as ``learn.pred`` (fastai's); the other two as
+    ``self.raw_out`` / ``self.out``."""
+
+    order = -5  # before the callbacks that read the prediction (mixed precision, metrics)
+
+    def after_pred(self) -> None:
+        """Split the model's outputs."""
+        pred = self.learn.pred
+        if isinstance(pred, tuple) and len(pred) == 3:
+            self.learn.pred, self.raw_out, self.out = pred
 
 
 class RNNRegularizer(Callback):
@@ -80,9 +98,9 @@ class RNNRegularizer(Callback):
 
 
 def rnn_cbs(alpha: float = 0., beta: float = 0.) -> list[Callback]:
-    """The callbacks an RNN trains with: ``ModelResetter`` and, when ``alpha`` or ``beta``, ``RNNRegularizer``."""
+    """The callbacks an RNN trains with: ``ModelResetter``, ``RNNCallback`` (+ ``RNNRegularizer`` if alpha or beta)."""
     reg = [RNNRegularizer(alpha=alpha, beta=beta)] if alpha or beta else []
-    return [ModelResetter()] + reg
+    return [ModelResetter(), RNNCallback()] + reg
 
 
 # -- fastai's pretrained files
@@ -257,7 +275,7 @@ class LMLearner(TextLearner):
         out, inp = list(ids), ids
         with torch.no_grad():
             for _ in tqdm(range(n_words), disable=no_bar, leave=False):
-                probs = torch.softmax(self.model(torch.tensor([inp], device=device))[0, -1].float(), dim=-1)
+                probs = torch.softmax(_logits(self.model(torch.tensor([inp], device=device)))[0, -1].float(), dim=-1)
                 if no_unk:
                     probs[enc.num.unk_idx] = 0.0
                 if min_p is not None:
@@ -287,7 +305,7 @@ def _text_vocab(dls: Any) -> list[str]:
 
 def _text_cbs(kwargs: dict, alpha: float, beta: float) -> None:
     given = list(kwargs.pop("cbs", None) or [])
-    kwargs["cbs"] = [ModelResetter(), RNNRegularizer(alpha=alpha, beta=beta)] + given
+    kwargs["cbs"] = [ModelResetter(), RNNCallback(), RNNRegularizer(alpha=alpha, beta=beta)] + given
     kwargs.setdefault("moms", (0.8, 0.7, 0.8))
 
 
@@ -378,7 +396,7 @@ def build_awd_lstm_classifier(spec: dict) -> nn.Module:
 
 def _loaded(cls: type[TextLearner]) -> Callable[..., TextLearner]:
     """How ``load_learner`` makes a text learner: ``cls`` with its own ``ModelResetter``."""
-    return lambda dls, model, **kwargs: cls(dls, model, cbs=[ModelResetter()], **kwargs)
+    return lambda dls, model, **kwargs: cls(dls, model, cbs=[ModelResetter(), RNNCallback()], **kwargs)
 
 
 register_model_builder("awd_lstm_lm", build_awd_lstm_lm, learner=_loaded(LMLearner))

@@ -120,12 +120,16 @@ class LMDataLoader(_TextLoader):
 
     def __init__(self, ids: Sequence[Sequence[int]], bs: int = 64, seq_len: int = 72, shuffle: bool = False,
                  drop_last: bool | None = None, device: Any = None, blocks: list | None = None,
-                 split_idx: int | None = None, backwards: bool = False) -> None:
+                 split_idx: int | None = None, backwards: bool = False, lens: Sequence[int] | None = None,
+                 cache: int = 2, num_workers: int = 0) -> None:
         super().__init__(ids, bs, shuffle, False if drop_last is None else drop_last, device, blocks or [],
                          split_idx)
         self.seq_len, self.backwards = int(seq_len), backwards
         self._texts: list[torch.Tensor] | None = None  # one tensor per text, made on first use
-        n_tok = sum(len(o) for o in self.ids)
+        if lens is not None and [int(n) for n in lens] != [len(o) for o in self.ids]:
+            raise ValueError(f"LMDataLoader: lens= gives {len(list(lens))} lengths that don't match the "
+                             f"{len(self.ids)} texts' lengths; leave lens=None to measure them.")
+        n_tok = sum(len(o) for o in self.ids)  # fastai's lens/cache only save that pass: accepted, checked
         self.bl = (n_tok - 1) // self.bs if n_tok else 0  # tokens per stream
         if self.ids and self.bl == 0:
             raise ValueError(f"The texts hold {n_tok} tokens, too few for {self.bs} streams of at least 2 tokens: "

@@ -1,6 +1,7 @@
 """Language model and classifier around a text encoder (AWD-LSTM): fastai's ``get_language_model`` and
-``get_text_classifier``. Models return logits only (plain tensors); the outputs AR/TAR regularisation needs
-are kept on the head module (``raw_out`` / ``out``) for ``RNNRegularizer`` to read."""
+``get_text_classifier``. As fastai's, the models return ``(logits, raw_out, out)`` (plain tensors): the encoder's
+output and its dropped-out copy, for AR/TAR. The text learners' ``RNNCallback`` keeps the logits as ``learn.pred``;
+the head module also keeps ``raw_out`` / ``out`` for ``RNNRegularizer`` to read."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -42,11 +43,11 @@ class LinearDecoder(nn.Module):
         self.raw_out: torch.Tensor | None = None
         self.out: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (bs, seq_len, n_out); keeps the encoder output and its dropped-out copy for AR/TAR."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits (bs, seq_len, n_out), the encoder output, its dropped-out copy) — fastai's three outputs."""
         dp = self.output_dp(x)
         self.raw_out, self.out = x, dp
-        return self.decoder(dp)
+        return self.decoder(dp), x, dp
 
 
 class SequentialRNN(nn.Sequential):
@@ -84,8 +85,11 @@ class SentenceEncoder(nn.Module):
         return torch.cat(outs, dim=1), torch.cat(masks, dim=1)
 
 
-def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Concat pooling over the non-pad positions: [last real token, max, mean] -> (bs, 3n)."""
+def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor, bptt: int | None = None) -> torch.Tensor:
+    """Concat pooling over the non-pad positions: [last real token, max, mean] -> (bs, 3n).
+
+    ``bptt`` is fastai's argument (it finds the last token from the padding of the last ``bptt`` chunk); the last
+    real token is found from the mask here, the same on ``pad_input_chunk`` batches, and for any padding."""
     keep = ~mask
     n_real = keep.sum(dim=1).clamp(min=1)
     pos = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
@@ -115,11 +119,11 @@ class PoolingLinearClassifier(nn.Module):
         self.raw_out: torch.Tensor | None = None
         self.out: torch.Tensor | None = None
 
-    def forward(self, inp: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Logits (bs, n_out) from the SentenceEncoder's (outputs, mask)."""
+    def forward(self, inp: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits (bs, n_out), encoder outputs, encoder outputs) from the SentenceEncoder's (outputs, mask)."""
         out, mask = inp
         self.raw_out = self.out = out
-        return self.layers(masked_concat_pool(out, mask))
+        return self.layers(masked_concat_pool(out, mask, self.bptt)), out, out
 
 
 def _scaled(config: dict, drop_mult: float) -> dict:
