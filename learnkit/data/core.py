@@ -340,10 +340,13 @@ class DataLoader(LoopHooks):
         """Whether batches come from fastai's loop (data/load.py) rather than a torch sampler."""
         if self.torch_dl_given is not None or self._preloaded is not None:
             return False
-        if self.bs is None or not self.indexed or self._hooks_given():
+        if self.bs is None or self._hooks_given():
             return True
+        learnkit_items = self.collate_fn or self.kinds or self.item_tfms or self.batch_tfms  # e.g. a DataBlock stream
+        if not self.indexed:
+            return not learnkit_items
         own_sampler = type(self).sampler is not DataLoader.sampler or {"sampler", "batch_sampler"} & self.kwargs.keys()
-        return not (own_sampler or self.collate_fn or self.kinds or self.item_tfms or self.batch_tfms)
+        return not (own_sampler or learnkit_items)
 
     def _item_source(self) -> Any:
         items = self.__dict__.get("_epoch_items")
