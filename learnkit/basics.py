@@ -124,3 +124,17 @@ __all__ += ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs"]
 from learnkit.utils import to_np  # noqa: F401,E402
 
 __all__ += ["to_np"]
+# what `from fastai.vision.all import *` also brings, which the book's chapters use (issue 31)
+import math  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import string  # noqa: E402
+
+import matplotlib  # noqa: E402
+from numpy import array  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import Tensor  # noqa: E402
+from learnkit.torch_helpers import (to_cpu, sequential, params, subplots)  # noqa: F401,E402
+
+__all__ += ["math", "random", "re", "string", "matplotlib", "array", "Image", "Tensor", "to_cpu", "sequential", "params",
+            "subplots"]
