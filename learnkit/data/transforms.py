@@ -139,7 +139,7 @@ def infer_kind(value: Any) -> str:
 
 
 def sort_by_order(tfms: Sequence[Transform] | Transform | None) -> list[Transform]:
-    """Flatten ``None``/one/many transforms into a list sorted by their ``order``."""
+    """Flatten ``None``/one/many transforms into a list sorted by their ``order``; a class is instantiated (``ToTensor``)."""
     if tfms is None:
         return []
     if not isinstance(tfms, (list, tuple)):
@@ -150,6 +150,7 @@ def sort_by_order(tfms: Sequence[Transform] | Transform | None) -> list[Transfor
             flat.extend(t)
         elif t is not None:
             flat.append(t)
+    flat = [t() if isinstance(t, type) else t for t in flat]  # fastai's after_item=[Resize(224), ToTensor]
     return sorted(flat, key=lambda t: getattr(t, "order", 0))
 
 
