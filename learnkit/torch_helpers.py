@@ -1,4 +1,4 @@
-"""Small torch helpers from fastai's torch_core that the book calls: ``to_cpu``, ``sequential``, ``params``, ``subplots``."""
+"""Small helpers from fastai's torch_core that the book calls: ``to_cpu``, ``sequential``, ``params``, ``subplots``, ``progress_bar``."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,9 +7,11 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from tqdm.auto import tqdm
+
 from learnkit.layers import Lambda
 
-__all__ = ["to_cpu", "sequential", "params", "subplots"]
+__all__ = ["to_cpu", "sequential", "params", "subplots", "progress_bar"]
 
 
 def to_cpu(b: Any) -> Any:
@@ -42,3 +44,8 @@ def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple | None = None, imsiz
     if suptitle is not None:
         fig.suptitle(suptitle)
     return fig, ax
+
+
+def progress_bar(gen: Any, total: int | None = None, leave: bool = True, **kwargs: Any) -> Any:
+    """A progress bar over ``gen`` (fastprogress's ``progress_bar``; drawn by tqdm)."""
+    return tqdm(gen, total=total, leave=leave, **kwargs)

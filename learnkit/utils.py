@@ -235,9 +235,9 @@ def _to(b: Any, device: torch.device, non_blocking: bool) -> Any:
     return b
 
 
-def to_device(b: Any, device: torch.device | str, non_blocking: bool = True) -> Any:
-    """Move the tensors in a (nested) tuple/list/dict to ``device``; tensors already there and non-tensors are kept."""
-    return _to(b, _norm_device(device), non_blocking)
+def to_device(b: Any, device: torch.device | str | None = None, non_blocking: bool = True) -> Any:
+    """Move the tensors in a (nested) tuple/list/dict to ``device`` (``default_device()`` if None); others are kept."""
+    return _to(b, _norm_device(default_device() if device is None else device), non_blocking)
 
 
 def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:
