@@ -74,7 +74,8 @@ class Transform(metaclass=TfmMeta):
         if self.split_idx is not None and self.split_idx != split_idx:
             return sample
         self.before_call(sample, kinds, split_idx)
-        return tuple(self._dispatch("encode", v, k) for v, k in zip(sample, kinds))
+        res = tuple(self._dispatch("encode", v, k) for v, k in zip(sample, kinds))
+        return res if type(sample) is tuple or not isinstance(sample, tuple) else type(sample)(*res)  # a fastuple stays one
 
     def _do_call(self, f: Any, x: Any, **kwargs: Any) -> Any:
         if not is_tuple(x):

@@ -157,8 +157,9 @@ class _SizingTransform(Transform):
                  **kwargs: Any) -> Any:
         """As ``Transform.__call__``; a sample of differently sized images (and no masks) has each image done alone."""
         if _separate_images(sample, kinds):
-            return tuple(super(_SizingTransform, self).__call__((v,), (k,), split_idx, **kwargs)[0] if k == "image"
-                         else v for v, k in zip(sample, kinds))
+            res = tuple(super(_SizingTransform, self).__call__((v,), (k,), split_idx, **kwargs)[0] if k == "image"
+                        else v for v, k in zip(sample, kinds))
+            return res if type(sample) is tuple else type(sample)(*res)
         return super().__call__(sample, kinds, split_idx, **kwargs)
 
 
