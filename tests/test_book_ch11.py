@@ -46,8 +46,6 @@ def test_transforms_and_pipeline(path):
     nums_dec = num.decode(nums[0][:10])
     assert all(d == t or d == 'xxunk' for d, t in zip(nums_dec, toks[0][:10]))  # words seen < 3 times are xxunk
     assert tok.decode(nums_dec).startswith('xxbos')
-    a, b = tok((txts[0], txts[1]))
-    assert a[0] == b[0] == 'xxbos'
 
     def f(x: int): return x+1
     tfm = Transform(f)
@@ -71,7 +69,17 @@ def test_transforms_and_pipeline(path):
     tfms = Pipeline([tok, num])
     t = tfms(txts[0])
     assert torch.equal(t[:20], nums[0][:20])
-    assert tfms.decode(t)[:100] == tok.decode(toks[0])[:100]
+    assert tfms.decode(t)[:100] == tok.decode(num.decode(nums[0]))[:100] and tfms.decode(t).startswith('xxbos xxmaj')
+
+
+def test_tokenizer_on_a_tuple(path):
+    """A Transform called on a tuple applies to each element: tok((txts[0], txts[1]))."""
+    files = get_text_files(path, folders=['train', 'test'])
+    txts = L(o.open().read() for o in files[:2])
+    tok = Tokenizer.from_folder(path)
+    tok.setup(txts)
+    a, b = tok((txts[0], txts[1]))
+    assert a[0] == b[0] == 'xxbos'
 
 
 def test_tfmdlists_and_datasets(path):
