@@ -118,7 +118,8 @@ from learnkit.layers import (Module, noop)  # noqa: F401,E402
 
 __all__ += ["dummy_eval", "model_sizes", "total_params", "layer_info", "test_overflow", "grad_overflow", "Module", "noop"]
 # fastai's mid-level data API (issue 31)
-from learnkit.data.mid import (ItemTransform, Pipeline, TfmdLists, fastuple, mask2idxs, show_at)  # noqa: F401,E402
+from learnkit.data.mid import (ItemTransform, Pipeline, fastuple, mask2idxs, show_at)  # noqa: F401,E402
+from learnkit.data.tfmdlists import (TfmdLists)  # noqa: F401,E402
 
 __all__ += ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs", "show_at"]
 from learnkit.utils import to_np  # noqa: F401,E402

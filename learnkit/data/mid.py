@@ -189,7 +189,7 @@ class TfmdLists:
         self.tfms.setup(self, train_setup)
 
     def _new(self, items: Any, split_idx: int | None = None) -> "TfmdLists":
-        return TfmdLists(items, self.tfms, do_setup=False, types=self.types,
+        return type(self)(items, self.tfms, do_setup=False, types=self.types,
                          split_idx=self.split_idx if split_idx is None else split_idx, dl_type=self.dl_type)
 
     def subset(self, i: int) -> "TfmdLists":
@@ -228,19 +228,6 @@ class TfmdLists:
     def show(self, o: Any, **kwargs: Any) -> Any:
         """Decode and draw ``o``."""
         return self.tfms.show(o, **kwargs)
-
-    def dataloaders(self, bs: int = 64, after_item: Any = None, after_batch: Any = None, num_workers: int = 0,
-                    device: Any = None, **kwargs: Any) -> Any:
-        """Training and validation ``DataLoaders`` over the splits; a tuple item (``fastuple``) is a sample of values."""
-        from .core import DataLoaders
-        from .transforms import infer_kind
-        train, valid = self.train, self.valid
-        sample = train[0] if len(train) else None
-        vals = tuple(sample) if isinstance(sample, tuple) else (sample,)
-        kinds = tuple(infer_kind(v) for v in vals) if sample is not None else None
-        n_inp = 1 if len(vals) == 1 else len(vals) - 1  # fastai's: all values but the last are inputs
-        return DataLoaders.from_dsets(train, valid, bs=bs, num_workers=num_workers, device=device,
-                                      item_tfms=after_item, batch_tfms=after_batch, kinds=kinds, n_inp=n_inp, **kwargs)
 
     def new_empty(self) -> "TfmdLists":
         """An empty TfmdLists with the same transforms."""
