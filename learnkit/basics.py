@@ -138,7 +138,9 @@ from torch import Tensor  # noqa: E402
 from fastcore.basics import Self, defaults  # noqa: E402
 from fastcore.parallel import ProcessPoolExecutor  # noqa: E402
 from learnkit.data.getters import (get_image_files_sorted)  # noqa: F401,E402
+from learnkit.metrics import (CorpusBLEUMetric)  # noqa: F401,E402
 from learnkit.torch_helpers import (to_cpu, sequential, params, subplots, progress_bar)  # noqa: F401,E402
 
 __all__ += ["math", "random", "re", "string", "matplotlib", "array", "Image", "Tensor", "to_cpu", "sequential", "params",
-            "subplots", "progress_bar", "Self", "defaults", "ProcessPoolExecutor", "get_image_files_sorted"]
+            "subplots", "progress_bar", "Self", "defaults", "ProcessPoolExecutor", "get_image_files_sorted",
+            "CorpusBLEUMetric"]
