@@ -143,8 +143,8 @@ def _map_points(pts: Any, box: tuple[float, float, float, float], out_wh: tuple[
 
 # ---------------------------------------------------------------- item transforms
 def _separate_images(sample: Any, kinds: Sequence[str] | None) -> bool:
-    """True for several images of different sizes with no mask, points or boxes (a Siamese pair): sized one by one."""
-    if kinds is None or not isinstance(sample, tuple) or any(k not in ("image", "generic") for k in kinds):
+    """True for several images of different sizes with no mask or points (a Siamese pair): sized one by one."""
+    if kinds is None or not isinstance(sample, tuple) or any(k in ("mask", "points") for k in kinds):
         return False
     sizes = {v.size for v, k in zip(sample, kinds) if k == "image" and isinstance(v, Image.Image)}
     return len(sizes) > 1
