@@ -24,6 +24,7 @@ def path(tmp_path_factory):
     return Path(dst)
 
 
+@pytest.mark.slow  # several real fits
 def test_imagenette_normalization_progressive_resizing_and_tta(path, one_thread):
     torch.manual_seed(0)
     dblock = DataBlock(blocks=(ImageBlock(), CategoryBlock()),

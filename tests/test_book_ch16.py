@@ -50,6 +50,7 @@ def _losses(learn):
     return [v[0] for v in learn.recorder.values]
 
 
+@pytest.mark.slow  # several real fits
 def test_baseline_and_plain_sgd(get_learner):
     learn = get_learner()
     learn.fit_one_cycle(1, 0.003)

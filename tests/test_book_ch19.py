@@ -55,6 +55,7 @@ def path(tmp_path_factory):
     return Path(dst)
 
 
+@pytest.mark.slow  # several real fits
 def test_a_learner_from_scratch(path, one_thread):
     global v2i
     t = get_image_files(path)
