@@ -1,7 +1,5 @@
 """Issue 31's smaller items, ported from fastai's notebooks (13b_metrics, 20_interpret, 09_vision.augment,
 40_tabular.core, 00_torch_core) with the import line changed: values are fastai's."""
-import warnings
-
 import pandas as pd
 import pytest
 from PIL import Image as PILImageModule
@@ -82,6 +80,12 @@ def test_croppad_non_square_and_tuple_sizes():
     assert out[8, 8].tolist() == [255, 255, 255]
 
 
+def test_cnn_learner_is_vision_learner_with_fastai_warning(learn):
+    with pytest.warns(UserWarning, match="renamed to vision_learner"):
+        cl = cnn_learner(learn.dls, resnet18, pretrained=False)
+    assert type(cl.model) is type(vision_learner(learn.dls, resnet18, pretrained=False).model)
+
+
 def test_small_names():
     assert cifar_stats == ([0.491, 0.482, 0.447], [0.247, 0.243, 0.261])
     assert URLs.path(URLs.MNIST_TINY).name == "mnist_tiny.tgz" and URLs.path().name == "archive"
@@ -92,10 +96,6 @@ def test_small_names():
     assert test_overflow(x)
     x[1, 2] = float("nan")
     assert test_overflow(x)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        cnn_learner
-        assert not w
     assert image2tensor(PILImageModule.new("L", (5, 4))).shape == (1, 4, 5)
     assert [type(m).__name__ for m in sequential(nn.Linear(2, 2), torch.relu)] == ["Linear", "Lambda"]
     assert len(params(nn.Linear(2, 3))) == 2
