@@ -118,12 +118,33 @@ from learnkit.layers import (Module, noop)  # noqa: F401,E402
 
 __all__ += ["dummy_eval", "model_sizes", "total_params", "layer_info", "test_overflow", "grad_overflow", "Module", "noop"]
 # fastai's mid-level data API (issue 31)
-from learnkit.data.mid import (ItemTransform, Pipeline, TfmdLists, fastuple, mask2idxs)  # noqa: F401,E402
+from learnkit.data.mid import (ItemTransform, Pipeline, fastuple, mask2idxs, show_at)  # noqa: F401,E402
+from learnkit.data.tfmdlists import (TfmdLists)  # noqa: F401,E402
 
-__all__ += ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs"]
+__all__ += ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs", "show_at"]
 from learnkit.utils import to_np  # noqa: F401,E402
 
 __all__ += ["to_np"]
 
 from learnkit.data.load import (SkipItemException, fa_collate, fa_convert)  # noqa: F401,E402
 __all__ += ["SkipItemException", "fa_collate", "fa_convert"]
+
+# what `from fastai.vision.all import *` also brings, which the book's chapters use (issue 31)
+import math  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import string  # noqa: E402
+
+import matplotlib  # noqa: E402
+from numpy import array  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import Tensor  # noqa: E402
+from fastcore.basics import Self, defaults  # noqa: E402
+from fastcore.parallel import ProcessPoolExecutor  # noqa: E402
+from learnkit.data.getters import (get_image_files_sorted)  # noqa: F401,E402
+from learnkit.metrics import (CorpusBLEUMetric)  # noqa: F401,E402
+from learnkit.torch_helpers import (to_cpu, sequential, params, subplots, progress_bar)  # noqa: F401,E402
+
+__all__ += ["math", "random", "re", "string", "matplotlib", "array", "Image", "Tensor", "to_cpu", "sequential", "params",
+            "subplots", "progress_bar", "Self", "defaults", "ProcessPoolExecutor", "get_image_files_sorted",
+            "CorpusBLEUMetric"]

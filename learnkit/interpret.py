@@ -116,9 +116,11 @@ class Interpretation:
 
     def __getitem__(self, idxs: Any) -> tuple:
         """``(inputs, preds, targs, decoded, losses)`` at ``idxs`` (an int, a slice, a list or a tensor of indices)."""
+        one = isinstance(idxs, (int, np.integer)) or (isinstance(idxs, torch.Tensor) and idxs.ndim == 0)
         idxs = _as_idxs(idxs, len(self))
-        return (self._inputs_at(idxs), _index(self.preds, idxs), _index(self.targs, idxs), _index(self.decoded, idxs),
-                self.losses[idxs])
+        res = (self._inputs_at(idxs), _index(self.preds, idxs), _index(self.targs, idxs), _index(self.decoded, idxs),
+               self.losses[idxs])
+        return tuple(_index(r, 0) for r in res) if one else res  # one item: no batch dimension (fastai's)
 
     def _decoded_samples(self, idxs: list[int], with_preds: bool = False) -> list[tuple]:
         """Samples at ``idxs`` decoded for display (images de-normalised, labels); the prediction replaces the target."""

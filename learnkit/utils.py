@@ -36,6 +36,17 @@ def _normalize_exts(exts: str | Iterable[str] | None) -> set[str]:
 class Path(type(pathlib.Path())):  # type: ignore[misc]
     """A ``pathlib.Path`` with ``.ls()``; children, parents and ``/`` results stay this class."""
 
+    BASE_PATH: "pathlib.Path | None" = None  # as fastcore's: when set, reprs show paths relative to it
+
+    def __repr__(self) -> str:
+        base, p = type(self).BASE_PATH, self
+        if base is not None:
+            try:
+                p = self.relative_to(base)
+            except ValueError:
+                pass
+        return f"Path({p.as_posix()!r})"
+
     def ls(self, n_max: int | None = None, file_type: str | None = None,
            file_exts: str | Iterable[str] | None = None) -> "L":
         """The folder's entries, sorted by name; optionally only ``file_exts`` / a mime ``file_type`` ('image'), at most ``n_max``."""
@@ -224,9 +235,9 @@ def _to(b: Any, device: torch.device, non_blocking: bool) -> Any:
     return b
 
 
-def to_device(b: Any, device: torch.device | str, non_blocking: bool = True) -> Any:
-    """Move the tensors in a (nested) tuple/list/dict to ``device``; tensors already there and non-tensors are kept."""
-    return _to(b, _norm_device(device), non_blocking)
+def to_device(b: Any, device: torch.device | str | None = None, non_blocking: bool = True) -> Any:
+    """Move the tensors in a (nested) tuple/list/dict to ``device`` (``default_device()`` if None); others are kept."""
+    return _to(b, _norm_device(default_device() if device is None else device), non_blocking)
 
 
 def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:

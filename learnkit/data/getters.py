@@ -18,7 +18,7 @@ from typing import Any
 from ..utils import Path
 
 __all__ = [
-    "get_files", "image_extensions", "get_image_files", "get_text_files", "FileGetter", "ImageGetter",
+    "get_files", "get_image_files_sorted", "image_extensions", "get_image_files", "get_text_files", "FileGetter", "ImageGetter",
     "parent_label", "RegexLabeller", "ColReader", "using_attr", "ItemGetter", "AttrGetter",
 ]
 
@@ -93,7 +93,7 @@ def _check_folder(path: Path, what: str = "folder") -> None:
 
 
 def get_files(path: str | os.PathLike, extensions: str | Iterable[str] | None = None, recurse: bool = True,
-              folders: str | Iterable[str] | None = None, followlinks: bool = True) -> list[Path]:
+              folders: str | Iterable[str] | None = None, followlinks: bool = True) -> "L":
     """Files under ``path`` (sorted), optionally only ``extensions``, only in the top-level ``folders``, recursively.
 
     Hidden files and folders (names starting with '.') are skipped. ``folders`` lists subfolders of
@@ -117,17 +117,24 @@ def get_files(path: str | os.PathLike, extensions: str | Iterable[str] | None = 
     res: list[str] = _list_dir(str(path), match) if loose else []
     for top in tops:
         res.extend(_walk(top, match, followlinks) if recurse else _list_dir(top, match))
-    return [Path(r) for r in sorted(res, key=lambda r: r.split(os.sep))]
+    from fastcore.foundation import L  # fastai's list: files.map(label_func).unique(), files[splits[1]]
+    return L(Path(r) for r in sorted(res, key=lambda r: r.split(os.sep)))
 
 
 def get_image_files(path: str | os.PathLike, recurse: bool = True,
-                    folders: str | Iterable[str] | None = None) -> list[Path]:
+                    folders: str | Iterable[str] | None = None) -> "L":
     """Image files under ``path`` (by extension, see ``image_extensions``), sorted."""
     return get_files(path, extensions=image_extensions, recurse=recurse, folders=folders)
 
 
+def get_image_files_sorted(path: str | os.PathLike, recurse: bool = True,
+                           folders: str | Iterable[str] | None = None) -> "L":
+    """``get_image_files`` sorted by full path (fastai's name; ``get_image_files`` already sorts)."""
+    return get_image_files(path, recurse=recurse, folders=folders).sorted()
+
+
 def get_text_files(path: str | os.PathLike, recurse: bool = True,
-                   folders: str | Iterable[str] | None = None) -> list[Path]:
+                   folders: str | Iterable[str] | None = None) -> "L":
     """Text (``.txt``) files under ``path``, sorted."""
     return get_files(path, extensions=[".txt"], recurse=recurse, folders=folders)
 

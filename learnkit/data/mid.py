@@ -9,7 +9,7 @@ from fastcore.foundation import L
 from .dispatch import is_tuple, retain_type
 from .transforms import Transform
 
-__all__ = ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs", "test_set"]
+__all__ = ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs", "test_set", "show_at"]
 
 
 class fastuple(tuple):
@@ -75,7 +75,7 @@ def _setup(f: Any, items: Any, train_setup: bool) -> None:
     if isinstance(f, Transform):
         f.setup(items, train_setup)
         return
-    setups = getattr(f, "setups", None)
+    setups = getattr(f, "setups", None) or getattr(f, "setup", None)  # learnkit's text transforms have setup(items)
     if setups is not None and items is not None:
         setups(getattr(items, "train", items) if train_setup else items)
 
@@ -89,6 +89,7 @@ class Pipeline:
             self.fs = funcs.fs
         else:
             funcs = [] if funcs is None else (list(funcs) if isinstance(funcs, (list, tuple, L)) else [funcs])
+            funcs = [f() if isinstance(f, type) else f for f in funcs]  # [Tokenizer.from_folder(path), Numericalize]
             self.fs = L(f if isinstance(f, Transform) or hasattr(f, "setups") or hasattr(f, "decode")
                         else Transform(f) for f in funcs).sorted(key=lambda f: getattr(f, "order", 0))
 
@@ -122,6 +123,8 @@ class Pipeline:
         """Decode ``o`` and draw it (images as images, the rest as the title); returns the matplotlib axes."""
         from .show import show_image
         o = self.decode(o)
+        if callable(getattr(o, "show", None)):  # a type that draws itself (the book's SiameseImage)
+            return o.show(ctx=ctx, **kwargs)
         vals = o if is_tuple(o) else (o,)
         imgs = [v for v in vals if hasattr(v, "size") and (hasattr(v, "mode") or getattr(v, "ndim", 0) >= 2)]
         title = " ".join(str(v) for v in vals if not any(v is i for i in imgs)) or None
@@ -193,7 +196,7 @@ class TfmdLists:
             self.types.append(type(x))
 
     def _new(self, items: Any, split_idx: int | None = None) -> "TfmdLists":
-        return TfmdLists(items, self.tfms, do_setup=False, types=self.types,
+        return type(self)(items, self.tfms, do_setup=False, types=self.types,
                          split_idx=self.split_idx if split_idx is None else split_idx, dl_type=self.dl_type)
 
     def subset(self, i: int) -> "TfmdLists":
@@ -287,3 +290,7 @@ def test_set(dsets: Any, test_items: Any, rm_tfms: Any = None, with_labels: bool
 
 
 test_set.__test__ = False  # fastai's name; not a pytest test when imported into a test module
+
+def show_at(o: Any, idx: int, **kwargs: Any) -> Any:
+    """Draw item ``idx`` of ``o`` (a ``TfmdLists`` or ``Datasets``) with ``o.show``."""
+    return o.show(o[idx], **kwargs)

@@ -69,9 +69,10 @@ def _to_hwc(img: Any) -> np.ndarray:
 
 
 def show_image(img: Any, ax: Axes | None = None, figsize: tuple | None = None, title: str | None = None,
-               cmap: str | None = None, **kwargs: Any) -> Axes:
-    """Draw an image (uint8 or [0, 1] float tensor CHW/HWC, array, PIL image) on ``ax`` (a new one if None)."""
+               cmap: str | None = None, ctx: Axes | None = None, **kwargs: Any) -> Axes:
+    """Draw an image (uint8 or [0, 1] float tensor CHW/HWC, array, PIL image) on ``ax`` (or fastai's ``ctx``; a new one if None)."""
     arr = _to_hwc(img)
+    ax = ax if ax is not None else ctx
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     if arr.ndim == 2:
@@ -85,7 +86,7 @@ def show_image(img: Any, ax: Axes | None = None, figsize: tuple | None = None, t
             kwargs.setdefault("vmax", 1.0)
     ax.imshow(arr, cmap=cmap, **kwargs)
     if title is not None:
-        ax.set_title(title)
+        ax.set_title(str(title))
     ax.set_axis_off()
     return ax
 

@@ -74,7 +74,8 @@ class Transform(metaclass=TfmMeta):
         if self.split_idx is not None and self.split_idx != split_idx:
             return sample
         self.before_call(sample, kinds, split_idx)
-        return tuple(self._dispatch("encode", v, k) for v, k in zip(sample, kinds))
+        res = tuple(self._dispatch("encode", v, k) for v, k in zip(sample, kinds))
+        return res if type(sample) is tuple or not isinstance(sample, tuple) else type(sample)(*res)  # a fastuple stays one
 
     def _do_call(self, f: Any, x: Any, **kwargs: Any) -> Any:
         if not is_tuple(x):
@@ -139,7 +140,7 @@ def infer_kind(value: Any) -> str:
 
 
 def sort_by_order(tfms: Sequence[Transform] | Transform | None) -> list[Transform]:
-    """Flatten ``None``/one/many transforms into a list sorted by their ``order``."""
+    """Flatten ``None``/one/many transforms into a list sorted by their ``order``; a class is instantiated (``ToTensor``)."""
     if tfms is None:
         return []
     if not isinstance(tfms, (list, tuple)):
@@ -150,6 +151,7 @@ def sort_by_order(tfms: Sequence[Transform] | Transform | None) -> list[Transfor
             flat.extend(t)
         elif t is not None:
             flat.append(t)
+    flat = [t() if isinstance(t, type) else t for t in flat]  # fastai's after_item=[Resize(224), ToTensor]
     return sorted(flat, key=lambda t: getattr(t, "order", 0))
 
 

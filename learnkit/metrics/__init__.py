@@ -28,12 +28,12 @@ from .loss import AvgLoss, LossMetric, LossMetrics
 from .multilabel import APScoreMulti, RocAucMulti, accuracy_multi
 from .regression import PearsonCorrCoef, R2Score, SpearmanCorrCoef, exp_rmspe, mae, mse, msle, rmse
 from .segmentation import Dice, DiceMulti, JaccardCoeff, JaccardCoeffMulti, foreground_acc
-from .text import Perplexity, perplexity
+from .text import CorpusBLEUMetric, Perplexity, perplexity
 
 __all__ = [
     "Metric", "AvgMetric", "AccumMetric", "to_metric", "ActivationType", "skm_to_fastai",
     "APScoreMulti", "RocAucMulti", "PearsonCorrCoef", "SpearmanCorrCoef", "JaccardCoeffMulti",
-    "LossMetric", "LossMetrics", "AvgLoss", "Perplexity", "perplexity",
+    "LossMetric", "LossMetrics", "AvgLoss", "Perplexity", "perplexity", "CorpusBLEUMetric",
     "accuracy", "error_rate", "top_k_accuracy", "accuracy_multi",
     "FBeta", "F1Score", "Precision", "Recall", "BalancedAccuracy", "MatthewsCorrCoef", "RocAuc", "RocAucBinary",
     "mse", "rmse", "mae", "msle", "exp_rmspe", "R2Score",

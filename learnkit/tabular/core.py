@@ -195,6 +195,8 @@ class TabularPandas:
                 if y_mode == "lenient":
                     warnings.warn(f"The labels of these rows were dropped (predictions still work): {e}",
                                   stacklevel=3)
+        if self.ys is not None and self.target.kind == "category":  # fastai's items hold the encoded target
+            self.items[self.y_names[0]] = self.ys.numpy()
         if warn_unknown and unknown:
             shown = ", ".join(f"{n!r}: {k}" for n, k in unknown.items())
             warnings.warn(f"Values never seen in the training rows (per column: {shown}) were mapped to the {NA!r} "
@@ -252,8 +254,8 @@ class TabularPandas:
         return self.items.loc
 
     def decode_row(self, row: pd.Series) -> pd.Series:
-        """One processed row (e.g. ``to.items.iloc[0]``) -> its values as the user knows them (fastai's); the target
-        column is kept as given in ``items``."""
+        """One processed row (e.g. ``to.items.iloc[0]``) -> its values as the user knows them (fastai's), the
+        encoded category target back to its label."""
         out = row.copy().astype(object)
         cat = self.categorify
         for n in self.cat_names:
@@ -263,6 +265,9 @@ class TabularPandas:
             x = np.array([[float(row[n]) for n in self.cont_names]])
             for n, v in zip(self.cont_names, self.normalize.decode(x, self.cont_names)[0]):
                 out[n] = v
+        t = self.target
+        if t is not None and t.kind == "category" and t.vocab is not None and t.y_names[0] in row.index:
+            out[t.y_names[0]] = t.vocab[int(row[t.y_names[0]])]
         return out
 
     @property

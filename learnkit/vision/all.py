@@ -21,8 +21,10 @@ from learnkit.vision.layers import (SEBlock, SEResNeXtBlock)  # noqa: F401
 from learnkit.vision.core import (cifar_stats, mnist_stats)  # noqa: F401
 from learnkit.vision.bbox import (clip_remove_empty, bb_pad)  # noqa: F401
 from learnkit.vision.xresnet import (xresnext18, xresnext34, xresnext50, xresnext101, xse_resnet18, xse_resnet34, xse_resnet50, xse_resnet101, xse_resnet152, xse_resnext18, xse_resnext34, xse_resnext50, xse_resnext101)  # noqa: F401
+from learnkit.vision.meta import (model_meta, image2tensor, cnn_learner)  # noqa: F401
 
 __all__ = _basics_all + [
+    "model_meta", "image2tensor", "cnn_learner",
     "SegmentationDataLoaders", "DynamicUnet", "PixelShuffle_ICNR", "icnr_init", "SelfAttention", "ResizeToOrig",
     "NormType", "BatchNorm", "InstanceNorm", "ConvLayer", "AdaptiveAvgPool", "MaxPool", "AvgPool", "SEModule",
     "SimpleSelfAttention", "ResBlock", "init_cnn", "unet_learner", "create_unet_model", "unet_config", "unet_split",

@@ -142,8 +142,29 @@ def _map_points(pts: Any, box: tuple[float, float, float, float], out_wh: tuple[
 
 
 # ---------------------------------------------------------------- item transforms
+def _separate_images(sample: Any, kinds: Sequence[str] | None) -> bool:
+    """True for several images of different sizes with no mask or points (a Siamese pair): sized one by one."""
+    if kinds is None or not isinstance(sample, tuple) or any(k in ("mask", "points") for k in kinds):
+        return False
+    sizes = {v.size for v, k in zip(sample, kinds) if k == "image" and isinstance(v, Image.Image)}
+    return len(sizes) > 1
+
+
+class _SizingTransform(Transform):
+    """An item transform that resizes: the images of a sample without masks may differ in size (each is sized alone)."""
+
+    def __call__(self, sample: Any, kinds: Sequence[str] | None = None, split_idx: int | None = None,
+                 **kwargs: Any) -> Any:
+        """As ``Transform.__call__``; a sample of differently sized images (and no masks) has each image done alone."""
+        if _separate_images(sample, kinds):
+            res = tuple(super(_SizingTransform, self).__call__((v,), (k,), split_idx, **kwargs)[0] if k == "image"
+                        else v for v, k in zip(sample, kinds))
+            return res if type(sample) is tuple else type(sample)(*res)
+        return super().__call__(sample, kinds, split_idx, **kwargs)
+
+
 @register_transform
-class Resize(Transform):
+class Resize(_SizingTransform):
     """Resize every image (and mask) to ``size`` by cropping, squishing or padding; random crop position on training."""
 
     order = 1
@@ -201,7 +222,7 @@ class Resize(Transform):
 
 
 @register_transform
-class RandomResizedCrop(Transform):
+class RandomResizedCrop(_SizingTransform):
     """Training: crop a random area (``min_scale``..1) and aspect ratio, resize to ``size``. Validation: centre crop.
 
     As in fastai, validation resizes the image to ``size`` plus a margin (``val_xtra`` of the size,
@@ -270,7 +291,7 @@ class RandomResizedCrop(Transform):
 
 
 @register_transform
-class CropPad(Transform):
+class CropPad(_SizingTransform):
     """Centre crop (or pad, where the image is smaller) to ``size`` without resampling; same on every split."""
 
     order = 0
