@@ -40,7 +40,7 @@ def test_test_dl_runs_the_validation_transforms_from_the_items_type():
 def test_test_set_on_tfmdlists_and_datasets():
     dsets = _dsets()
     tl = mid.test_set(dsets.tls[0], [1, 2])
-    assert isinstance(tl, TfmdLists) and list(tl) == [2, 4]
+    assert isinstance(tl, mid.TfmdLists) and list(tl) == [2, 4]
     ts = mid.test_set(dsets, ["1", "2"], with_labels=True)
     assert ts[0] == (2, 1) and ts[1] == (4, 0)
 

@@ -584,9 +584,14 @@ class DataLoader(LoopHooks):
         return out
 
     def show_batch(self, b: tuple | None = None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
-                   figsize: tuple | None = None, **kwargs: Any) -> Any:
-        """Draw up to ``max_n`` items of a batch, decoded as they were loaded; returns the matplotlib figure."""
+                   figsize: tuple | None = None, unique: bool = False, **kwargs: Any) -> Any:
+        """Draw up to ``max_n`` items of a batch, decoded as they were loaded; returns the matplotlib figure.
+
+        ``unique=True`` (fastai's): the first item, ``max_n`` times through this loader's (random) transforms."""
         from .show import show_samples
+        if b is None and unique:
+            b = self.new(dataset=_Repeated(self.dataset, max_n), bs=max_n, shuffle=False, drop_last=False,
+                         num_workers=0).one_batch()
         b = self.one_batch() if b is None else b
         samples = self.decode_batch(b, max_n=max_n)
         return show_samples(samples, self.kinds or ("generic",) * len(b), max_n=max_n, nrows=nrows, ncols=ncols,
@@ -594,6 +599,21 @@ class DataLoader(LoopHooks):
 
     def __repr__(self) -> str:
         return f"DataLoader({self.n} items, bs={self.bs}, shuffle={self.shuffle}, device={self.device})"
+
+
+class _Repeated:
+    """``dataset[0]``, ``n`` times (for ``show_batch(unique=True)``)."""
+
+    def __init__(self, dataset: Any, n: int) -> None:
+        self.dataset, self.n = dataset, int(n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Any:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.dataset[0]
 
 
 class DataLoaders:

@@ -399,8 +399,10 @@ class Tokenizer:
         if callable(setup):
             setup([str(t) for t in texts], rules=self.rules)
 
-    def __call__(self, text: str) -> list[str]:
-        """Tokens of one text."""
+    def __call__(self, text: str | tuple) -> list[str] | tuple:
+        """Tokens of one text; a tuple of texts gives a tuple of token lists (as a fastai ``Transform``)."""
+        if isinstance(text, tuple):
+            return type(text)(_tokenize_chunk((list(text), self.tok, self.rules, self.post_rules)))
         return _tokenize_chunk(([text], self.tok, self.rules, self.post_rules))[0]
 
     def decode(self, toks: Sequence[str]) -> str:
