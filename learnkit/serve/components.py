@@ -1,0 +1,31 @@
+"""A Gradio image input that hands unreadable uploads to the app's validator instead of failing in Gradio.
+
+``gr.Image`` opens each upload with PIL while preprocessing it, so a file that isn't an image (or one over PIL's
+decompression-bomb limit) fails there with a bare 400 before the app's checks run. ``CheckedImage`` passes such an
+upload on as its path, and the validator refuses it with a clear message (a 422 from the HTTP API). It is a
+template of ``gr.Image`` (``is_template``: the page draws it with the image component).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+
+class CheckedImage(gr.Image):
+    """``gr.Image(type='filepath', image_mode=None)`` whose unreadable uploads reach the validator as paths."""
+
+    is_template = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(type="filepath", image_mode=None, **kwargs)
+
+    def preprocess(self, payload: Any) -> str | None:
+        """The upload's path; only its header has been read (unreadable files are left to the validator)."""
+        try:
+            return super().preprocess(payload)
+        except Exception:  # PIL's errors for non-images and huge images: the validator names them
+            path = getattr(payload, "path", None)
+            if path is None:
+                raise gr.Error("the upload could not be read as an image: send a JPEG, PNG or WebP file") from None
+            return str(path)
