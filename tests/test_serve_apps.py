@@ -321,3 +321,38 @@ def test_batched_images_equal_one_by_one_and_the_app_batches(multilabel):
         assert sum(n * c for n, c in sizes.items()) == 8
     finally:
         app.close()
+
+
+# -- --runtime onnx
+
+
+@pytest.mark.parametrize("kind", ["multilabel", "segmentation", "tabular", "collab"])
+def test_onnx_runtime_matches_the_torch_path(kind, request, adult, ratings):
+    from learnkit.serve.onnx_runtime import OnnxRuntimeModel, use_onnx_runtime
+
+    learn = request.getfixturevalue(kind)
+    if kind in ("tabular", "collab"):
+        task = task_for(learn)
+        frame = adult if kind == "tabular" else ratings
+        items = [task.item(*_row_values(task, frame.iloc[i])) if kind == "tabular" else
+                 task.item(str(int(frame.userId.iloc[i])), str(int(frame.movieId.iloc[i]))) for i in range(5)]
+    else:
+        folder = MNIST / "valid" if kind == "multilabel" else CAMVID / "images"
+        items = [task_for(learn).item(str(f)) for f in get_image_files(folder)[:3]]
+    torch_res = task_for(learn).predict(items)
+    onnx_learn = load_learner(learn.path / "export.pkl")
+    use_onnx_runtime(onnx_learn)
+    assert isinstance(onnx_learn.model, OnnxRuntimeModel)
+    onnx_res = task_for(onnx_learn).predict(items)  # a batch of several: the batch dimension is dynamic
+    for (d1, p1, *_), (d2, p2, *_) in zip(torch_res, onnx_res):
+        assert torch.allclose(p1, p2, atol=1e-4)
+        if d1.is_floating_point():  # a regression's decoded value is the prediction itself
+            assert torch.allclose(d1, d2, atol=1e-4)
+        else:  # a pixel whose top two classes tie within float error may flip
+            assert torch.equal(d1, d2) or kind == "segmentation" and (d1 != d2).float().mean() < 1e-3
+
+
+def test_onnx_runtime_refuses_text(text):
+    from learnkit.serve.onnx_runtime import use_onnx_runtime
+    with pytest.raises(ValueError, match="doesn't serve text"):
+        use_onnx_runtime(text)
