@@ -13,12 +13,9 @@ import gradio as gr
 
 
 class CheckedImage(gr.Image):
-    """``gr.Image(type='filepath', image_mode=None)`` whose unreadable uploads reach the validator as paths."""
+    """``gr.Image`` whose unreadable uploads reach the validator as paths (use ``type='filepath', image_mode=None``)."""
 
-    is_template = True
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(type="filepath", image_mode=None, **kwargs)
+    is_template = True  # no __init__ of its own: Gradio reads the page's props off gr.Image's signature
 
     def preprocess(self, payload: Any) -> str | None:
         """The upload's path; only its header has been read (unreadable files are left to the validator)."""

@@ -110,7 +110,7 @@ class ImageTask(Task):
     def components(self, gr: Any) -> tuple[list, Any]:
         """An image upload (a path: the header is checked before decoding); a label with top-k probabilities."""
         from .components import CheckedImage  # a path: only the header is read before the checks
-        return ([CheckedImage(label="image")],
+        return ([CheckedImage(type="filepath", image_mode=None, label="image")],
                 gr.Label(num_top_classes=self.k, label="prediction"))
 
     def check(self, img: Any) -> list[str | None]:
