@@ -3,7 +3,9 @@
 ``gr.Image`` opens each upload with PIL while preprocessing it, so a file that isn't an image (or one over PIL's
 decompression-bomb limit) fails there with a bare 400 before the app's checks run. ``CheckedImage`` passes such an
 upload on as its path, and the validator refuses it with a clear message (a 422 from the HTTP API). It is a
-template of ``gr.Image`` (``is_template``: the page draws it with the image component).
+template of ``gr.Image`` (``is_template``: the page draws it with the image component). Gradio writes a stub
+(``components.pyi``) beside every component class it sees defined; the one shipped here is that stub, so
+importing this module rewrites nothing.
 """
 from __future__ import annotations
 

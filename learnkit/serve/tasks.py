@@ -8,6 +8,7 @@ model input) into the output component's value (``format``).
 """
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,6 @@ def open_image(data: Any) -> Image.Image:
 
 def _image_header(data: Any) -> Image.Image:
     """The lazily opened image (header read, pixels not decoded); ValueError for non-images and huge ones."""
-    import io
     if isinstance(data, Image.Image):
         img = data
     else:
