@@ -83,11 +83,15 @@ def _soak(url: str, image: str, seconds: float, n: int = 32) -> None:
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
+    samples = []
+    while time.monotonic() + 10 <= deadline:
+        time.sleep(10)
+        samples.append(proc.memory_info().rss // 2**20)
     for t in threads:
         t.join()
     rss1 = proc.memory_info().rss
     print(f"soak {n} clients {seconds:.0f} s: {sum(ok)} ok, {sum(failed)} failed ({sum(ok) / seconds:.1f} req/s); "
-          f"RSS {rss0 / 2**20:.0f} MiB -> {rss1 / 2**20:.0f} MiB" + (f"; first error {errors[0]}" if errors else ""))
+          f"RSS {rss0 / 2**20:.0f} MiB -> {rss1 / 2**20:.0f} MiB (every 10 s: {samples})" + (f"; first error {errors[0]}" if errors else ""))
 
 
 def main() -> None:
@@ -101,7 +105,7 @@ def main() -> None:
     a = ap.parse_args()
     img = Image.open(a.image).convert("RGB")
     looped = set()
-    for v in a.variants.split(","):
+    for v in filter(None, a.variants.split(",")):
         runtime, bs = VARIANTS[v]
         learn = _learner(a.export, runtime)
         if runtime not in looped:
