@@ -1,9 +1,9 @@
 """The Gradio app for any export learnkit writes: inputs checked before the queue, predictions batched.
 
-Bad input (no image, not an image, over ``MAX_PIXELS``, empty text, a missing or unknown form field) is
-refused by the event's validator before the request is queued: the page shows the message on the input and
-Gradio's HTTP API (``POST /gradio_api/call/predict``) answers 422 with the messages (400 when Gradio itself
-can't read the upload). The direct ``/gradio_api/run/predict`` route, which skips validators, is closed
+Bad input (no image, not an image, over ``MAX_PIXELS``, empty text, a missing form field) is refused by the
+event's validator before the request is queued: the page shows the message on the input and Gradio's HTTP API
+(``POST /gradio_api/call/predict``) answers 422 with the messages (a dropdown value outside its choices: Gradio's
+own 400). The direct ``/gradio_api/run/predict`` route, which skips validators, is closed
 (``api_open=False``): callers use ``/call`` or ``gradio_client``.
 """
 from __future__ import annotations
