@@ -356,3 +356,33 @@ def test_onnx_runtime_refuses_text(text):
     from learnkit.serve.onnx_runtime import use_onnx_runtime
     with pytest.raises(ValueError, match="doesn't serve text"):
         use_onnx_runtime(text)
+
+
+@pytest.mark.slow
+def test_browser_shows_the_validator_message_for_an_empty_text(text, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    app, url = _launch(text)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        driver.get(url)
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "textarea"))
+        driver.find_element(By.XPATH, "//button[normalize-space()='Submit']").click()
+        WebDriverWait(driver, 60).until(lambda d: "the text is empty" in d.find_element(By.TAG_NAME, "body").text)
+        driver.save_screenshot(str(tmp_path / "empty.png"))
+        driver.find_element(By.CSS_SELECTOR, "textarea").send_keys("good movie")
+        driver.find_element(By.XPATH, "//button[normalize-space()='Submit']").click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='label-output-value']"))
+        shown = driver.find_element(By.CSS_SELECTOR, "[data-testid='label-output-value']").text.strip()
+    finally:
+        driver.quit()
+        app.close()
+    expected = app_predict(task_for(text))("good movie")
+    assert shown == max(expected, key=expected.get)  # the server stayed up and answers the next request
