@@ -18,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("export", help="the export file (learn.export())")
     srv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    srv.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                     help="run the model in PyTorch (default) or ONNX Runtime (learnkit[onnx])")
+    srv.add_argument("--max-batch-size", type=int, default=16, help="requests batched together at most (default 16)")
+    srv.add_argument("--max-wait", type=float, default=0.01,
+                     help="seconds a request waits for others to batch with (default 0.01)")
     spc = sub.add_parser("space", help="write a Hugging Face Space folder for an export")
     spc.add_argument("export", help="the export file (learn.export())")
     spc.add_argument("out", help="folder to write (must not already hold the Space's files)")
@@ -28,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "serve":
         from .serve.server import serve
-        serve(args.export, port=args.port, host=args.host)
+        serve(args.export, port=args.port, host=args.host, runtime=args.runtime, max_batch_size=args.max_batch_size,
+              max_wait=args.max_wait)
         return 0
     if args.cmd == "demo":
         from .demo import run_demo

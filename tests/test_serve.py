@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 import torch
 from PIL import Image
@@ -21,6 +22,7 @@ from learnkit.vision.core import ImageBlock
 from learnkit.vision.learner import vision_learner
 
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import ValidationError
 
 MNIST = sample_path("mnist_tiny")
 
@@ -93,9 +95,40 @@ def test_api_predicts_and_survives_bad_input(server, tmp_path):
     assert res["label"] in {"3", "7"}
     bad = tmp_path / "not_an_image.png"
     bad.write_text("hello")
-    with pytest.raises(Exception, match="cannot identify image|not an image"):
+    with pytest.raises(ValidationError, match="not an image PIL can read"):
         client.predict(handle_file(str(bad)), api_name="/predict")
     assert client.predict(handle_file(str(img)), api_name="/predict")["label"] == res["label"]  # still up
+
+
+def _call(url: str, path) -> httpx.Response:
+    """Upload ``path`` and call /predict on it over the raw HTTP API (what curl does)."""
+    with open(path, "rb") as f:
+        up = httpx.post(url + "gradio_api/upload", files={"files": (path.name, f)}, timeout=60)
+    up.raise_for_status()
+    return httpx.post(url + "gradio_api/call/predict", timeout=60,
+                      json={"data": [{"path": up.json()[0], "meta": {"_type": "gradio.FileData"}}]})
+
+
+def test_http_api_answers_422_for_bad_uploads_and_stays_up(server, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("hello")
+    big = tmp_path / "big.png"
+    Image.new("L", (20000, 20000)).save(big)  # a small file that would decode to 400M pixels
+    pdf = tmp_path / "paper.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\n")
+    for path, msg in ((bad, "not an image PIL can read"), (big, "too large to serve"), (pdf, "not an image")):
+        r = _call(server, path)
+        assert r.status_code == 422, r.text
+        assert msg in r.json()["detail"][0]["message"]
+    r = httpx.post(server + "gradio_api/call/predict", json={"data": [None]}, timeout=60)
+    assert r.status_code == 422 and "no image given" in r.json()["detail"][0]["message"]
+    r = httpx.post(server + "gradio_api/call/predict", content=b"\x89PNG...", timeout=60,
+                   headers={"content-type": "image/png"})  # an image posted raw: not the API's JSON body
+    assert r.status_code == 415 and "'image/png'" in r.json()["detail"]
+    r = _call(server, get_image_files(MNIST)[0])
+    assert r.status_code == 200
+    events = httpx.get(server + f"gradio_api/call/predict/{r.json()['event_id']}", timeout=60).text
+    assert "event: complete" in events and ('"3"' in events or '"7"' in events)
 
 
 @pytest.mark.slow

@@ -1,59 +1,68 @@
-"""A Gradio app for an image classifier learner: top-k labels with probabilities, bad input refused clearly."""
+"""The Gradio app for any export learnkit writes: inputs checked before the queue, predictions batched.
+
+Bad input (no image, not an image, over ``MAX_PIXELS``, empty text, a missing form field) is refused by the
+event's validator before the request is queued: the page shows the message on the input and Gradio's HTTP API
+(``POST /gradio_api/call/predict``) answers 422 with the messages (a dropdown value outside its choices: Gradio's
+own 400). The direct ``/gradio_api/run/predict`` route, which skips validators, is closed
+(``api_open=False``): callers use ``/call`` or ``gradio_client``.
+"""
 from __future__ import annotations
 
-import io
-import threading
 from typing import Any
 
-import torch
-from PIL import Image
+from .batching import Batcher
+from .tasks import MAX_PIXELS, open_image, task_for
 
-MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (a 20000x20000 upload is 400M pixels)
-_PREDICT = threading.Lock()  # a Learner keeps per-call state (dl, pred): one prediction at a time per process
-
-
-def _open_image(data: Any) -> Image.Image:
-    """Open an upload (path, bytes or PIL image) as RGB, refusing non-images and images over MAX_PIXELS."""
-    if isinstance(data, Image.Image):
-        img = data
-    else:
-        try:
-            img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
-        except Image.DecompressionBombError as e:  # PIL's own header check, stricter than ours for huge images
-            raise ValueError(f"the image is too large to serve ({e}); the limit is {MAX_PIXELS} pixels: "
-                             f"resize it first") from None
-        except Exception as e:  # PIL raises several types for non-images
-            raise ValueError(f"the upload {data!r:.80} is not an image PIL can read ({type(e).__name__}): "
-                             f"send a JPEG, PNG or WebP file") from None
-    w, h = img.size  # read from the header only: nothing decoded yet
-    if w * h > MAX_PIXELS:
-        raise ValueError(f"the image is {w}x{h} = {w * h} pixels, over the limit of {MAX_PIXELS}: resize it first")
-    return img.convert("RGB")
+__all__ = ["MAX_PIXELS", "gradio_app", "predict_image", "app_predict"]
 
 
 def predict_image(learner: Any, data: Any, k: int = 5) -> dict[str, float]:
     """Predict one image: ``{label: probability}`` for the top ``k`` labels."""
-    img = _open_image(data)
-    with _PREDICT, torch.inference_mode():
-        _, _, probs = learner.predict(img)
-    vocab = [str(v) for v in learner.dls.vocab]
-    top = torch.topk(probs.float(), min(k, len(vocab)))
-    return {vocab[i]: float(p) for p, i in zip(top.values.tolist(), top.indices.tolist())}
+    task = task_for(learner, k)
+    return task.format(*task.predict([open_image(data)])[0])
 
 
-def gradio_app(learner: Any, k: int = 5, examples: list | None = None, title: str = "learnkit") -> Any:
-    """Build (don't launch) a ``gr.Interface`` for an image-classifier learner."""
+def app_predict(task: Any, run: Any = None) -> Any:
+    """The app's function: input values -> output value; ``ValueError`` naming what is wrong with the input.
+
+    ``run(item)`` predicts one item (default: ``task.predict([item])[0]``; the app passes its ``Batcher``).
+    """
+    run = run or (lambda item: task.predict([item])[0])
+
+    def fn(*values: Any) -> Any:
+        msgs = [m for m in task.check(*values) if m]
+        if msgs:
+            raise ValueError("; ".join(msgs))
+        return task.format(*run(task.item(*values)))
+
+    return fn
+
+
+def gradio_app(learner: Any, k: int = 5, examples: list | None = None, title: str = "learnkit",
+               max_batch_size: int = 16, max_wait: float = 0.01) -> Any:
+    """Build (don't launch) a ``gr.Interface`` for a learner of any kind ``learnkit serve`` knows.
+
+    Requests arriving within ``max_wait`` seconds of each other run as one batch of at most ``max_batch_size``
+    (``max_batch_size=1``: one at a time).
+    """
     import gradio as gr
 
-    def fn(img: Any) -> dict[str, float]:
-        if img is None:
-            raise gr.Error("no image given: upload or paste an image")
+    task = task_for(learner, k)
+    batcher = Batcher(task.predict, max_batch_size, max_wait)
+    predict = app_predict(task, batcher)
+
+    def validator(*values: Any) -> Any:
+        checks = [gr.validate(m is None, m or "") for m in task.check(*values)]
+        return checks if len(checks) > 1 else checks[0]  # Gradio reads a one-input validator's answer unwrapped
+
+    def fn(*values: Any) -> Any:
         try:
-            return predict_image(learner, img, k)
-        except ValueError as e:
+            return predict(*values)
+        except ValueError as e:  # a caller that skipped the validator
             raise gr.Error(str(e)) from None
 
-    # type="pil": the upload is handed over in memory, not through a cache file that identical uploads share
-    return gr.Interface(fn=fn, inputs=gr.Image(type="pil", label="image"),
-                        outputs=gr.Label(num_top_classes=k, label="prediction"),
-                        examples=examples, title=title, api_name="predict")
+    inputs, output = task.components(gr)
+    demo = gr.Interface(fn=fn, inputs=inputs, outputs=output, examples=examples, title=title, api_name="predict",
+                        validator=validator, concurrency_limit=max(2 * max_batch_size, 8), flagging_mode="never")
+    demo.batcher = batcher  # for benchmarks and tests: demo.batcher.batch_sizes
+    return demo.queue(api_open=False)

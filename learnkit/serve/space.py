@@ -27,7 +27,7 @@ def write_space(fname: str | os.PathLike, out: str | os.PathLike, title: str = "
         "app.py": _APP.format(name=src.name),
         "requirements.txt": "".join(f"{p}=={version(p)}\n" for p in ("learnkit", "torch", "gradio", "pillow")),
         "README.md": (f"---\ntitle: {title}\nsdk: gradio\nsdk_version: {version('gradio')}\napp_file: app.py\n---\n\n"
-                      f"# {title}\n\nA learnkit image classifier, served by `app.py` from `{src.name}`.\n"),
+                      f"# {title}\n\nA learnkit model's Gradio app, served by `app.py` from `{src.name}`.\n"),
     }
     taken = [n for n in [*files, src.name] if (out / n).exists()]
     if taken:
