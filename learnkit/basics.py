@@ -124,3 +124,8 @@ __all__ += ["ItemTransform", "Pipeline", "TfmdLists", "fastuple", "mask2idxs"]
 from learnkit.utils import to_np  # noqa: F401,E402
 
 __all__ += ["to_np"]
+
+# Trainer habits (issue 25): validation every n training steps
+from learnkit.callback.validate_every import (ValidateEvery)  # noqa: F401,E402
+
+__all__ += ["ValidateEvery"]
