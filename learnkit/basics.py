@@ -148,3 +148,8 @@ from learnkit.torch_helpers import (to_cpu, sequential, params, subplots, progre
 __all__ += ["math", "random", "re", "string", "matplotlib", "array", "Image", "Tensor", "to_cpu", "sequential", "params",
             "subplots", "progress_bar", "Self", "defaults", "ProcessPoolExecutor", "get_image_files_sorted",
             "CorpusBLEUMetric"]
+
+# Trainer habits (issue 25): validation every n training steps
+from learnkit.callback.validate_every import (ValidateEvery)  # noqa: F401,E402
+
+__all__ += ["ValidateEvery"]

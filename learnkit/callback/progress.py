@@ -61,6 +61,7 @@ class ProgressCallback(Callback):
         self.pbar: Any = None
         self._handle: Any = None  # the notebook display of the bar's widget
         self._in_fit = self._finder = False
+        self._paused: tuple | None = None  # the training bar while a mid-epoch validation runs (ValidateEvery)
 
     def before_fit(self) -> None:
         """Bars name the epoch from now on; ``lr_find`` gets one bar for all its batches."""
@@ -103,8 +104,10 @@ class ProgressCallback(Callback):
             self._open("train")
 
     def before_validate(self) -> None:
-        """Open the validation bar (not during ``lr_find``: its one bar stays)."""
+        """Open the validation bar (not during ``lr_find``: its one bar stays); a training bar still open waits."""
         if not self._finder:
+            if self.pbar is not None and self._in_fit:  # a validation inside the training phase
+                self._paused, self.pbar, self._handle = (self.pbar, self._handle), None, None
             self._open("valid")
 
     def after_batch(self) -> None:
@@ -118,13 +121,18 @@ class ProgressCallback(Callback):
             self._close()
 
     def after_validate(self) -> None:
-        """Close the validation bar."""
+        """Close the validation bar (and carry on with a training bar that waited)."""
         if not self._finder:
             self._close()
+            if self._paused is not None:
+                (self.pbar, self._handle), self._paused = self._paused, None
 
     def after_fit(self) -> None:
         """Close any bar left open (e.g. after a cancelled fit)."""
         self._close()
+        if self._paused is not None:
+            (self.pbar, self._handle), self._paused = self._paused, None
+            self._close()
         self._in_fit = self._finder = False
 
 

@@ -9,7 +9,9 @@ the ``Recorder`` (order 50) has stored the epoch's values, and sit out ``lr_find
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -122,31 +124,59 @@ class SaveModelCallback(TrackerCallback):
     ``every_epoch`` too, the epoch files are written as well), loading nothing back. ``at_end``: save once, at the
     end of the fit. ``with_opt``: save the optimizer state too, and during the fit what ``fit(..., resume=fname)``
     needs to continue exactly (``learnkit.resume``).
+
+    ``keep_last=k`` (``Trainer``'s ``save_total_limit``): keep only the last k checkpoint files. With
+    ``every_epoch`` the epoch files; in the best-model mode each new best is written as ``fname_<epoch>``
+    (the last k are the k best, the newest is loaded back at the end). Only files this callback wrote in this
+    fit, and that nothing has replaced since, are deleted, each after its successor is safely on disk.
     """
 
     order = TrackerCallback.order + 1
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.,
                  fname: str = "model", every_epoch: bool | int = False, at_end: bool = False, with_opt: bool = False,
-                 reset_on_fit: bool = True, every_n_batches: int | None = None) -> None:
+                 reset_on_fit: bool = True, every_n_batches: int | None = None, keep_last: int | None = None) -> None:
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
         if (every_epoch or every_n_batches) and at_end:
             raise ValueError("SaveModelCallback: every_epoch/every_n_batches and at_end can't both be set; pick one.")
         if every_n_batches is not None and int(every_n_batches) < 1:
             raise ValueError(f"SaveModelCallback(every_n_batches={every_n_batches}): give a number of batches >= 1.")
+        if keep_last is not None:
+            if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+                raise ValueError(f"SaveModelCallback(keep_last={keep_last!r}): give how many checkpoint files to keep, "
+                                 f"a whole number >= 1 (or None to keep them all).")
+            if at_end or (every_n_batches and not every_epoch):
+                raise ValueError(f"SaveModelCallback(keep_last={keep_last}) keeps the last epoch or best-model files, "
+                                 f"but {'at_end' if at_end else 'every_n_batches'} writes one file ({fname!r}) that "
+                                 f"each save replaces: drop keep_last, or save with every_epoch=True.")
         self.fname, self.every_epoch, self.at_end, self.with_opt = fname, every_epoch, at_end, with_opt
-        self.every_n_batches = every_n_batches
+        self.every_n_batches, self.keep_last = every_n_batches, keep_last
         self.last_saved_path: Any = None
-        self._saved_this_fit = False
+        self._saved_this_fit, self._last_name = False, fname
+        self._kept: list[tuple[Path, tuple[int, int]]] = []  # the files kept so far in this fit, oldest first
 
-    def _save(self, name: str) -> None:
+    def _save(self, name: str, counted: bool = False) -> None:
         self.last_saved_path = self.learn.save(name, with_opt=self.with_opt)
-        self._saved_this_fit = True
+        self._saved_this_fit, self._last_name = True, name
+        if counted and self.keep_last is not None and rank_distrib() == 0:
+            self._keep(Path(self.last_saved_path))
+
+    def _keep(self, path: Path) -> None:
+        """Note ``path`` as written by this fit; delete the oldest such files beyond ``keep_last``."""
+        self._kept = [(p, sig) for p, sig in self._kept if p != path] + [(path, _signature(path))]
+        while len(self._kept) > self.keep_last:
+            old, sig = self._kept.pop(0)
+            if sig is not None and _signature(old) == sig:  # still the file this fit wrote (not replaced since)
+                old.unlink()
+
+    def _epoch_name(self) -> str:
+        return f"{self.fname}_{self.learn.epoch}"
 
     def before_fit(self) -> None:
         """Reset the tracker; nothing saved yet in this fit (and no epoch start noted: a failed fit may have left one)."""
         super().before_fit()
         self._saved_this_fit = False
+        self._kept = []
         self.learn.__dict__.pop("_resume_mark", None)
 
     def before_train(self) -> None:
@@ -167,13 +197,16 @@ class SaveModelCallback(TrackerCallback):
             return
         if self.every_epoch or self.every_n_batches:
             if self.every_epoch and self.learn.epoch % int(self.every_epoch) == 0:
-                self._save(f"{self.fname}_{self.learn.epoch}")
+                self._save(self._epoch_name(), counted=True)
             return
         super().after_epoch()
         if self.new_best and not self.at_end:
             if rank_distrib() == 0:
                 print(f"Better model found at epoch {self.learn.epoch} with {self.monitor} value: {self.best}.")
-            self._save(self.fname)
+            if self.keep_last is None:
+                self._save(self.fname)
+            else:
+                self._save(self._epoch_name(), counted=True)
 
     def after_fit(self) -> None:
         """Save now (``at_end``) or load the best model saved during this fit."""
@@ -181,9 +214,18 @@ class SaveModelCallback(TrackerCallback):
             if self.at_end:
                 self._save(self.fname)
             elif not (self.every_epoch or self.every_n_batches) and self._saved_this_fit:
-                self.learn.load(self.fname, with_opt=self.with_opt)
+                self.learn.load(self._last_name, with_opt=self.with_opt)
         self.learn.__dict__.pop("_resume_mark", None)
         super().after_fit()
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(inode, modification time in ns): changes when the file is replaced or rewritten; None once it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 class _PatienceCallback(TrackerCallback):

@@ -44,3 +44,8 @@ __all__ = _basics_all + [
     "xse_resnet34", "xse_resnet50", "xse_resnet101", "xse_resnet152", "xse_resnext18", "xse_resnext34",
     "xse_resnext50", "xse_resnext101", "cifar_stats", "mnist_stats", "clip_remove_empty", "bb_pad",  # LinBnDrop, Embedding and the other learnkit.layers come from basics
 ]
+
+# a one-line ImageNet classifier (issue 25), offline weights
+from learnkit.vision.imagenet import (imagenet_classifier, imagenet_labels)  # noqa: F401,E402
+
+__all__ += ["imagenet_classifier", "imagenet_labels"]
