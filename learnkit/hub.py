@@ -102,7 +102,7 @@ def _config(learn: "Learner") -> dict:
 
 
 def model_card(learn: "Learner", repo_id: str | None = None) -> str:
-    """The model card (``README.md``) for ``learn``: front matter for the Hub, then metrics, vocab, data, recipe, usage."""
+    """The model card (``README.md``) for ``learn``: Hub front matter, then metrics, vocab, data, recipe, usage."""
     tag, extra = _task(learn)
     rec = getattr(learn, "recorder", None)
     logs = dict(getattr(rec, "logs", {}) or {})
@@ -223,7 +223,7 @@ def _offline_fix() -> str:
 
 def push_to_hub(learn: "Learner", repo_id: str, private: bool = False, token: str | None = None,
                 commit_message: str = "Upload learnkit model", revision: str | None = None) -> Any:
-    """Upload the export, model card and config to the Hub repo ``repo_id`` (created if needed); returns the commit info.
+    """Upload the export, model card and config to the Hub repo ``repo_id`` (created if needed); returns the commit.
 
     ``revision``: a branch to commit to (created from ``main`` if it doesn't exist). ``token``: a Hub access token
     with write access (default: the one ``hf auth login`` stored, or ``HF_TOKEN``).

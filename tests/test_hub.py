@@ -280,7 +280,8 @@ def test_push_uploads_the_three_files_and_hf_load_gives_the_same_predictions(tra
     sent = {f["value"]["path"]: base64.b64decode(f["value"]["content"]) for f in files}
     assert sorted(sent) == sorted([EXPORT_NAME, CARD_NAME, CONFIG_NAME])
     local = trained.save_pretrained(tmp_path / "same", repo_id="me/tiny-vit")
-    assert sent[CARD_NAME] == (local / CARD_NAME).read_bytes() and sent[CONFIG_NAME] == (local / CONFIG_NAME).read_bytes()
+    assert sent[CARD_NAME] == (local / CARD_NAME).read_bytes()
+    assert sent[CONFIG_NAME] == (local / CONFIG_NAME).read_bytes()
     assert _export_parts(sent[EXPORT_NAME]) == _export_parts((local / EXPORT_NAME).read_bytes())  # the export
 
     back = load_learner("hf://me/tiny-vit")
