@@ -179,8 +179,8 @@ def save_pretrained(learn: "Learner", save_directory: str | os.PathLike, repo_id
     """Write the Hub files (the export, ``README.md``, ``config.json``) into ``save_directory``; returns the folder.
 
     Each file is written atomically. Other files in the folder are left alone; a ``README.md`` or ``config.json``
-    that learnkit did not write is never replaced (an error says so). ``repo_id`` names the repo in the card's
-    loading line.
+    that learnkit did not write is never replaced (an error says so). A relative folder is under the working folder
+    (not ``learn.path``). ``repo_id`` names the repo in the card's loading line.
     """
     folder = Path(save_directory)
     if folder.exists() and not folder.is_dir():
@@ -197,7 +197,9 @@ def save_pretrained(learn: "Learner", save_directory: str | os.PathLike, repo_id
                           "model has no architecture spec: build it with a learnkit factory (vision_learner, "
                           "text_classifier_learner, tabular_learner, ...) or use a transformers model class.")
     folder.mkdir(parents=True, exist_ok=True)
-    learn.export(folder / EXPORT_NAME)  # first: a learner that can't be exported as data fails before anything else
+    # first: a learner that can't be exported as data fails before anything else; absolute, as export would
+    # otherwise put a relative name under learn.path (the folder is relative to the working folder, as in transformers)
+    learn.export((folder / EXPORT_NAME).absolute())
     with atomic_write(folder / CARD_NAME, "w") as f:
         f.write(model_card(learn, repo_id))
     with atomic_write(folder / CONFIG_NAME, "w") as f:  # last: it names the export, which is complete by now

@@ -227,7 +227,7 @@ def trained(tmp_path_factory):
     return _learner(tmp_path_factory.mktemp("hub"), epochs=2)
 
 
-def test_save_pretrained_writes_export_card_and_config_and_loads_back(trained, tmp_path) -> None:
+def test_save_pretrained_writes_export_card_and_config_and_loads_back(trained, tmp_path, monkeypatch) -> None:
     folder = trained.save_pretrained(tmp_path / "shared", repo_id="me/tiny-vit")
     assert sorted(p.name for p in folder.iterdir()) == sorted([EXPORT_NAME, CARD_NAME, CONFIG_NAME])
     config = json.loads((folder / CONFIG_NAME).read_text())
@@ -236,6 +236,9 @@ def test_save_pretrained_writes_export_card_and_config_and_loads_back(trained, t
     back = load_learner(folder)  # the folder: config.json names the export
     assert back.dls.vocab == NAMES and torch.allclose(_preds(back), _preds(trained), atol=1e-6)
     assert back.path == folder
+    monkeypatch.chdir(tmp_path)  # a relative folder is under the working folder, not learn.path
+    rel = trained.save_pretrained("rel")
+    assert str(rel) == "rel" and (tmp_path / "rel" / EXPORT_NAME).exists() and load_learner("rel").dls.vocab == NAMES
 
 
 def test_model_card_has_front_matter_metrics_vocab_data_recipe_and_usage(trained, tmp_path) -> None:
