@@ -90,8 +90,10 @@ def _arch(learn: "Learner") -> str:
 
 
 def _fmt(v: Any) -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else (f"{v:.4f}" if isinstance(v, float)
-                                                                              else str(v))
+    """A metric value for the card's table: 4 decimals, a dash for a missing one."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def _config(learn: "Learner") -> dict:
@@ -218,11 +220,6 @@ def _endpoint() -> str | None:
     return e.rstrip("/") if e else None
 
 
-def _offline_fix() -> str:
-    return ("Connect to the network, or set HF_HUB_OFFLINE=1 to load the copy huggingface_hub cached on an earlier "
-            "download, or load a local folder written by learn.save_pretrained(folder)")
-
-
 def push_to_hub(learn: "Learner", repo_id: str, private: bool = False, token: str | None = None,
                 commit_message: str = "Upload learnkit model", revision: str | None = None) -> Any:
     """Upload the export, model card and config to the Hub repo ``repo_id`` (created if needed); returns the commit.
@@ -232,7 +229,7 @@ def push_to_hub(learn: "Learner", repo_id: str, private: bool = False, token: st
     """
     hub = _hub()
     from huggingface_hub import constants
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError
     if constants.HF_HUB_OFFLINE:
         raise HubError(f"push_to_hub({repo_id!r}): HF_HUB_OFFLINE is set, so huggingface_hub sends nothing. Unset it "
                        f"to upload, or keep the files locally with learn.save_pretrained(folder).")
@@ -245,8 +242,6 @@ def push_to_hub(learn: "Learner", repo_id: str, private: bool = False, token: st
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
             return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message,
                                      revision=revision)
-        except OfflineModeIsEnabled as e:
-            raise HubError(f"push_to_hub({repo_id!r}): offline mode is on; unset HF_HUB_OFFLINE to upload.") from e
         except HfHubHTTPError as e:
             status = getattr(getattr(e, "response", None), "status_code", None)
             if status in (401, 403):
@@ -306,7 +301,9 @@ def _download(repo_id: str, revision: str | None) -> Path:
                                f"Unset HF_HUB_OFFLINE to download it once, or load a local folder written by "
                                f"learn.save_pretrained(folder).") from e
             raise HubError(f"{where}: could not reach the Hub to download {filename}, and huggingface_hub's cache "
-                           f"has no copy. {_offline_fix()}.") from e
+                           f"has no copy. Connect to the network, or set HF_HUB_OFFLINE=1 to load the copy "
+                           f"huggingface_hub cached on an earlier download, or load a local folder written by "
+                           f"learn.save_pretrained(folder).") from e
         except EntryNotFoundError:
             raise HubError(f"{where} has no {filename}: it was not shared with learnkit (learn.push_to_hub() uploads "
                            f"{EXPORT_NAME}, {CARD_NAME} and {CONFIG_NAME}).") from None
