@@ -29,6 +29,7 @@ from safetensors.torch import save as st_save
 
 from . import __version__
 from .data.core import DataLoader, DataLoaders, Datasets
+from .hub import resolve_export
 from .registry import (_BLOCKS, _DATA_LOADERS, _LEARNERS, _LOSSES, _MODEL_BUILDERS, _TRANSFORMS, ExportError,
                        describe_model, import_registering, module_of, register_block, register_data_loaders, register_loss,
                        register_model_builder, register_transform)
@@ -238,9 +239,14 @@ def _inference_dls(data: dict, device: torch.device, others: list[str]) -> DataL
     return DataLoaders(DataLoader(empty.train, shuffle=False, **common), DataLoader(empty.valid, **common))
 
 
-def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool = False) -> "Learner":
-    """Load a learner written by ``learn.export()`` for inference; runs no pickled code unless you opt in."""
-    fname = Path(fname)
+def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool = False,
+                 revision: str | None = None) -> "Learner":
+    """Load a learner written by ``learn.export()`` for inference; runs no pickled code unless you opt in.
+
+    ``fname`` may also be ``'hf://user/repo'`` (downloaded through huggingface_hub's cache, at ``revision``) or a
+    folder ``learn.save_pretrained()`` wrote (``learnkit.hub``).
+    """
+    fname, home = resolve_export(fname, revision)
     manifest, tensors = _read(fname)
     others = import_registering(manifest.get("modules", _VERSION1_MODULES), fname)
     device = torch.device("cpu") if cpu or not torch.cuda.is_available() else torch.device("cuda")
@@ -267,7 +273,7 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, pickle_model: bool 
         raise _not_registered("loss", lc["name"], others)
     loss = _LOSSES[lc["name"]](**lc["config"])
     make = _LEARNERS.get(spec.get("builder")) or _LEARNERS[None]
-    learn = make(dls, model.to(device), loss_func=loss, path=fname.parent)
+    learn = make(dls, model.to(device), loss_func=loss, path=home)
     learn.model_spec = None if spec.get("pickled") else spec
     learn.model.eval()
     return learn

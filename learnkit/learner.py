@@ -702,6 +702,20 @@ class Learner:
             return Path(self.path) / fname
         return export_learner(self, fname, pickle_model=pickle_model)
 
+    def save_pretrained(self, save_directory: str | os.PathLike, repo_id: str | None = None) -> Path:
+        """Write the Hub files (export, model card ``README.md``, ``config.json``) into a folder; see ``learnkit.hub``."""
+        from .hub import save_pretrained
+        return Path(save_directory) if rank_distrib() else save_pretrained(self, save_directory, repo_id=repo_id)
+
+    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None,
+                    commit_message: str = "Upload learnkit model", revision: str | None = None) -> Any:
+        """Upload the export, model card and config to the Hub repo ``repo_id``; returns the commit info (``learnkit.hub``)."""
+        from .hub import push_to_hub
+        if rank_distrib():
+            return None
+        return push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
+                           revision=revision)
+
     def to_onnx(self, fname: str | os.PathLike = "model.onnx", **kwargs: Any) -> Path:
         """Write normalisation + model + activation as ONNX, checked with onnxruntime; see ``learnkit.onnx_export``."""
         from .onnx_export import to_onnx  # optional dependency, imported on use

@@ -534,6 +534,10 @@ def check_hugging_face(ns: dict, tmp_path: Path) -> None:
     assert ns["acc"] > 0.5, f"image accuracy {ns['acc']:.3f}"  # 10 classes: chance is 10%
     assert ns["label"] == ns["label_inf"] and ns["torch"].allclose(ns["probs_inf"], ns["probs"], atol=1e-5)
     assert (tmp_path / "tutorial_output" / "hf_images.pkl").exists()
+    folder = tmp_path / "tutorial_output" / "hf_images_hub"  # save_pretrained: the Hub's files, loaded back equal
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "learner.safetensors"]
+    assert "library_name: learnkit" in (folder / "README.md").read_text() and ns["label_hub"] == ns["label"]
+    assert ns["torch"].allclose(ns["probs_hub"], ns["probs"], atol=1e-5)
     dt = ns["dls_text"]
     assert (len(dt.train.dataset), len(dt.valid.dataset)) == (160, 40) and dt.vocab[1] == ["negative", "positive"]
     assert ns["acc_text"] > 0.6, f"text accuracy {ns['acc_text']:.3f}"  # chance is 50%
