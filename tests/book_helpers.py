@@ -1,4 +1,7 @@
 """Stand-ins for the few helpers the book takes from ``fastbook`` (not fastai): ``plot_function``, ``gv``, ``image_bear``."""
+import shutil
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -25,3 +28,14 @@ def gv(s):
 def image_bear():
     """fastbook's image_bear() is a bear photo; a shipped Imagenette JPEG stands in."""
     return sorted((sample_path("imagenette_tiny") / "train").rglob("*.JPEG"))[0]
+
+
+def imagenette_subset(dst: Path) -> Path:
+    """Imagenette's layout at ``dst``: 4 training and 2 validation pictures per class from the shipped tiny sample."""
+    src = sample_path("imagenette_tiny")
+    for split, n in (("train", 4), ("val", 2)):
+        for cls in sorted((src / split).iterdir()):
+            (dst / split / cls.name).mkdir(parents=True)
+            for f in sorted(cls.iterdir())[:n]:
+                shutil.copy(f, dst / split / cls.name / f.name)
+    return Path(dst)

@@ -6,22 +6,16 @@ sample (its ``train``/``val`` folders; the book's ``DataBlock`` has no splitter,
 ``Resize(460)``/``size=224`` are 48/32, bs 16, and ``xresnet50`` is fitted one epoch at a time. The Mixup picture uses
 the sample's church and gas-pump images, as the book does.
 """
-import shutil
 
 import pytest
+from book_helpers import imagenette_subset
 
 from learnkit.vision.all import *  # noqa: F403  (the chapter's one changed line)
 
 
 @pytest.fixture(scope="module")
 def path(tmp_path_factory):
-    src, dst = sample_path("imagenette_tiny"), tmp_path_factory.mktemp("imagenette")
-    for split, n in (("train", 4), ("val", 2)):
-        for cls in sorted((src / split).iterdir()):
-            (dst / split / cls.name).mkdir(parents=True)
-            for f in sorted(cls.iterdir())[:n]:
-                shutil.copy(f, dst / split / cls.name / f.name)
-    return Path(dst)
+    return imagenette_subset(tmp_path_factory.mktemp("imagenette"))
 
 
 @pytest.mark.slow  # several real fits

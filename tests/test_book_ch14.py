@@ -6,21 +6,16 @@ the bottleneck ResNet-50 is built and run on a batch instead of trained for 20 e
 learner and dropped from the rest: on a CPU learnkit runs it as bfloat16 autocast, which this machine's CPU does
 about 50x slower than float32.
 """
-import shutil
 
 import pytest
+from book_helpers import imagenette_subset
 
 from learnkit.vision.all import *  # noqa: F403  (the chapter's one changed line)
 
 
 @pytest.fixture(scope="module")
 def dls(tmp_path_factory):
-    src, dst = sample_path("imagenette_tiny"), tmp_path_factory.mktemp("imagenette")
-    for split, n in (("train", 4), ("val", 2)):
-        for cls in sorted((src / split).iterdir()):
-            (dst / split / cls.name).mkdir(parents=True)
-            for f in sorted(cls.iterdir())[:n]:
-                shutil.copy(f, dst / split / cls.name / f.name)
+    dst = imagenette_subset(tmp_path_factory.mktemp("imagenette"))
 
     def get_data(url, presize, resize):
         path = url

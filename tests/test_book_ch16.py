@@ -6,22 +6,16 @@ shipped ``imagenette_tiny`` sample, and the chapter's sizes (presize 160, resize
 With data this small the accuracies prove nothing, so the asserts are on what the optimizers do: the loss falls,
 the momentum schedule, the state each stepper keeps, and the chapter's callbacks' effect.
 """
-import shutil
 
 import pytest
+from book_helpers import imagenette_subset
 
 from learnkit.vision.all import *  # noqa: F403  (the chapter's one changed line)
 
 
 @pytest.fixture(scope="module")
 def imagenette(tmp_path_factory):
-    src, dst = sample_path("imagenette_tiny"), tmp_path_factory.mktemp("imagenette")
-    for split, n in (("train", 4), ("val", 2)):
-        for cls in sorted((src / split).iterdir()):
-            (dst / split / cls.name).mkdir(parents=True)
-            for f in sorted(cls.iterdir())[:n]:
-                shutil.copy(f, dst / split / cls.name / f.name)
-    return dst
+    return imagenette_subset(tmp_path_factory.mktemp("imagenette"))
 
 
 @pytest.fixture(scope="module")

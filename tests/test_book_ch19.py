@@ -5,10 +5,10 @@
 as they shadow fastai's. ``SetupLearnerCB.before_fit`` moves the model to CUDA only when there is a GPU (the book
 always calls ``.cuda()``). The Dataset and collate live at module level so the worker processes can unpickle them.
 """
-import shutil
 from glob import glob
 
 import pytest
+from book_helpers import imagenette_subset
 
 from learnkit.vision.all import *  # noqa: F403  (the book: from fastbook import *, which imports fastai.vision.all)
 
@@ -46,13 +46,7 @@ class DataLoader:
 
 @pytest.fixture(scope="module")
 def path(tmp_path_factory):
-    src, dst = sample_path("imagenette_tiny"), tmp_path_factory.mktemp("imagenette")
-    for split, n in (("train", 4), ("val", 2)):
-        for cls in sorted((src / split).iterdir()):
-            (dst / split / cls.name).mkdir(parents=True)
-            for f in sorted(cls.iterdir())[:n]:
-                shutil.copy(f, dst / split / cls.name / f.name)
-    return Path(dst)
+    return imagenette_subset(tmp_path_factory.mktemp("imagenette"))
 
 
 @pytest.mark.slow  # several real fits
