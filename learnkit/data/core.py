@@ -316,7 +316,7 @@ class DataLoader(LoopHooks):
         self.dataset = torch_dl.dataset if dataset is None and torch_dl is not None else dataset
         if indexed is None:
             indexed = hasattr(self.dataset, "__getitem__") and not isinstance(self.dataset, IterableDataset)
-        if not indexed and shuffle:
+        if not indexed and shuffle and torch_dl is None:  # a torch DataLoader given brings its own order
             raise ValueError(f"shuffle=True needs a dataset that can be indexed; this {type(self.dataset).__name__} "
                              f"can only be iterated. Shuffle its items first, or pass a list.")
         self.bs, self.indexed, self._n, self.timeout = bs, indexed, n, timeout
