@@ -538,6 +538,10 @@ def check_hugging_face(ns: dict, tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "learner.safetensors"]
     assert "library_name: learnkit" in (folder / "README.md").read_text() and ns["label_hub"] == ns["label"]
     assert ns["torch"].allclose(ns["probs_hub"], ns["probs"], atol=1e-5)
+    vit = ns["learn_vit"]  # the tiny ViT standing in for the Hub's: trained from scratch, above chance (10%)
+    assert type(vit.model).__name__ == "HFImageModel" and vit.model.size == (64, 64)
+    assert ns["acc_vit"] > 0.15, f"ViT accuracy {ns['acc_vit']:.3f}"
+    assert ns["vit_same"]  # its export predicts the same
     dt = ns["dls_text"]
     assert (len(dt.train.dataset), len(dt.valid.dataset)) == (160, 40) and dt.vocab[1] == ["negative", "positive"]
     assert ns["acc_text"] > 0.6, f"text accuracy {ns['acc_text']:.3f}"  # chance is 50%
